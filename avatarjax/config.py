@@ -1,0 +1,187 @@
+"""Typed configuration of an anonymization run.
+
+Hydra composes `conf/` into these dataclasses: an unknown key or a value of the wrong type is
+rejected by OmegaConf when the config is composed, and `validate` (which builds the
+dataclasses, so every `__post_init__` runs) rejects out-of-range values before any data is
+read. Defaults that change privacy say so where they are set.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from avatarjax.errors import ConfigError
+
+_STEPS_PATTERN = re.compile(r"^\s*\d+\s*$")
+
+
+def _require_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}={value!r} is invalid; choose one of {', '.join(choices)}.")
+
+
+def _require_at_least(key: str, value: float, minimum: float) -> None:
+    if value < minimum:
+        raise ConfigError(f"{key}={value} is invalid; it must be at least {minimum}.")
+
+
+@dataclass
+class DataConfig:
+    """Input series and the cleaning policy applied while loading it."""
+
+    # Bundled dataset read when `path` is null.
+    name: str = "machine_temperature_system_failure"
+    path: Optional[str] = None
+    timestamp_column: str = "timestamp"
+    value_column: str = "value"
+    sep: str = ","
+    # Conflicting duplicate timestamps: "mean", "first" or "error".
+    duplicates: str = "mean"
+    # Sampling period as a pandas offset ("5min"); null infers the most common time step.
+    period: Optional[str] = None
+    # Timestamps off the regular grid: "snap" to the nearest grid point, or "error".
+    off_grid: str = "snap"
+    # Runs of at most this many missing steps are linearly interpolated.
+    max_gap_steps: int = 12
+    # Longer gaps: "split" the series into pieces that no segment crosses, or "error".
+    long_gap: str = "split"
+
+    def __post_init__(self) -> None:
+        _require_choice("data.duplicates", self.duplicates, ("mean", "first", "error"))
+        _require_choice("data.off_grid", self.off_grid, ("snap", "error"))
+        _require_choice("data.long_gap", self.long_gap, ("split", "error"))
+        _require_at_least("data.max_gap_steps", self.max_gap_steps, 0)
+        if not self.sep:
+            raise ConfigError("data.sep is empty; give the CSV separator, for example ',' or ';'.")
+
+
+@dataclass
+class SegmentationConfig:
+    """How the series is cut into segments, the individuals of the avatar method."""
+
+    # "sliding" (shifted by `stride` steps), "fixed" (exclusive windows) or "peak" (centred on peaks).
+    method: str = "sliding"
+    # Window as a duration ("1D", "6h") or a number of steps ("288").
+    window: str = "1D"
+    # Steps between consecutive sliding windows. Privacy: stride 1 makes neighbouring
+    # segments near copies of each other, which the segment-level metrics count as distinct.
+    stride: int = 1
+    # Peak detection (method "peak"): minimum prominence in value units (null: 1 std of the
+    # series) and minimum distance between peaks (null: one window).
+    peak_prominence: Optional[float] = None
+    peak_distance: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        _require_choice("segmentation.method", self.method, ("sliding", "fixed", "peak"))
+        _require_at_least("segmentation.stride", self.stride, 1)
+        if not str(self.window).strip():
+            raise ConfigError("segmentation.window is empty; give a duration such as '1D' or a number of steps such as '288'.")
+        if _STEPS_PATTERN.match(str(self.window)) and int(self.window) < 2:
+            raise ConfigError(f"segmentation.window={self.window} is invalid; a window needs at least 2 steps.")
+        if self.peak_prominence is not None and self.peak_prominence < 0:
+            raise ConfigError(f"segmentation.peak_prominence={self.peak_prominence} is invalid; it must be >= 0 or null.")
+
+
+@dataclass
+class ProjectionConfig:
+    """Time grid and functional PCA of the segments."""
+
+    method: str = "fpca"
+    # Points T of the common grid on normalized time [0, 1]; null keeps the window length.
+    grid_points: Optional[int] = None
+    # Components kept. Privacy and utility: more components keep more detail of each
+    # segment in the space where neighbours are searched.
+    ncp: Optional[int] = 20
+    # When set, keep the fewest components whose explained variance reaches this share
+    # (at most `ncp` when ncp is also set).
+    variance_share: Optional[float] = None
+    quadrature: str = "trapezoid"
+
+    def __post_init__(self) -> None:
+        _require_choice("projection.method", self.method, ("fpca",))
+        _require_choice("projection.quadrature", self.quadrature, ("trapezoid", "simpson"))
+        if self.ncp is None and self.variance_share is None:
+            raise ConfigError("projection.ncp and projection.variance_share are both null; set at least one.")
+        if self.ncp is not None:
+            _require_at_least("projection.ncp", self.ncp, 1)
+        if self.variance_share is not None and not 0.0 < self.variance_share <= 1.0:
+            raise ConfigError(f"projection.variance_share={self.variance_share} is invalid; it must be in (0, 1].")
+        if self.grid_points is not None:
+            _require_at_least("projection.grid_points", self.grid_points, 2)
+
+
+@dataclass
+class AvatarConfig:
+    """Avatar generation in the projected space."""
+
+    # Neighbours per avatar: the main lever between privacy (larger k) and utility.
+    k: int = 20
+    # "avatar": w = (1/d) * Exp(1) * 2^-P with P a random permutation of 1..k;
+    # "dirichlet": w = Exp(1) normalized, a Dirichlet(1, ..., 1) draw.
+    weights: str = "avatar"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require_at_least("avatar.k", self.k, 1)
+        _require_choice("avatar.weights", self.weights, ("avatar", "dirichlet"))
+
+
+@dataclass
+class ReleaseConfig:
+    """Files written for release, and the link file kept apart from them."""
+
+    formats: list[str] = field(default_factory=lambda: ["csv", "parquet"])
+    # Significant digits of released values; row direct match protection compares at this precision.
+    significant_digits: int = 7
+    # Privacy: the link file maps each avatar to its original segment; it is written to
+    # a separate private folder only when this is true.
+    save_link: bool = False
+
+    def __post_init__(self) -> None:
+        for fmt in self.formats:
+            _require_choice("release.formats", fmt, ("csv", "parquet"))
+        if not self.formats:
+            raise ConfigError("release.formats is empty; choose csv, parquet or both.")
+        if not 3 <= self.significant_digits <= 17:
+            raise ConfigError(f"release.significant_digits={self.significant_digits} is invalid; choose 3 to 17.")
+
+
+@dataclass
+class ReportConfig:
+    enabled: bool = True
+    # Curves drawn per panel of the original-versus-avatar figure. Privacy: the figure shows
+    # original segments, so the report stays with the data owner.
+    n_curves: int = 50
+
+    def __post_init__(self) -> None:
+        _require_at_least("report.n_curves", self.n_curves, 1)
+
+
+@dataclass
+class AnonymizeConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
+    projection: ProjectionConfig = field(default_factory=ProjectionConfig)
+    avatar: AvatarConfig = field(default_factory=AvatarConfig)
+    release: ReleaseConfig = field(default_factory=ReleaseConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+
+def register_configs() -> None:
+    """Register the schema that `conf/anonymize.yaml` names in its defaults list."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(name="anonymize_schema", node=AnonymizeConfig)
+
+
+def validate(cfg: DictConfig | AnonymizeConfig) -> AnonymizeConfig:
+    """Build the typed config, running every range check; raise ConfigError on the first invalid value."""
+    if isinstance(cfg, AnonymizeConfig):
+        return cfg
+    structured = OmegaConf.merge(OmegaConf.structured(AnonymizeConfig), cfg)
+    return OmegaConf.to_object(structured)

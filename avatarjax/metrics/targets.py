@@ -1,0 +1,96 @@
+"""Targets of the avatar method's privacy and utility metrics, and the entries the report shows.
+
+Targets follow the Octopize / Confiance.ai white paper "Anonymizing strategic data with
+avatar" (2024), Tables 1 and 2. Each entry of a metrics file has the same keys, so the JSON
+file, the report and later trackers read one structure.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Target:
+    label: str
+    comparison: str  # one of ">", ">=", "<"
+    threshold: float
+    unit: str  # "%" for percentages, "" for plain numbers
+    definition: str
+
+    def is_met(self, value: float) -> bool | None:
+        """Return whether value meets the target, or None when the value is undefined (NaN)."""
+        if value is None or math.isnan(value):
+            return None
+        if self.comparison == ">":
+            return value > self.threshold
+        if self.comparison == ">=":
+            return value >= self.threshold
+        return value < self.threshold
+
+    def text(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{self.comparison} {self.threshold:g}{unit}"
+
+
+PRIVACY_TARGETS: dict[str, Target] = {
+    "hidden_rate": Target(
+        "Hidden rate", ">", 90.0, "%",
+        "Share of originals whose closest avatar is not their own avatar; a tie with the own "
+        "avatar counts as found.",
+    ),
+    "local_cloaking": Target(
+        "Local cloaking (median)", ">=", 5.0, "",
+        "Per original, the number of avatars strictly closer to it than its own avatar "
+        "(ties are not counted); median over originals.",
+    ),
+    "distance_to_closest": Target(
+        "Distance to closest (median)", ">", 0.2, "",
+        "Per avatar, the Euclidean distance to its closest original in the projected space; "
+        "median over avatars.",
+    ),
+    "closest_distance_ratio": Target(
+        "Closest distance ratio (median)", ">", 0.3, "",
+        "Per avatar, closest over second-closest original distance (1 when the second is 0); "
+        "median over avatars.",
+    ),
+    "row_direct_match_protection": Target(
+        "Row direct match protection", ">", 90.0, "%",
+        "Share of original segments that do not appear exactly among the released avatar "
+        "segments, compared at the release precision.",
+    ),
+}
+
+UTILITY_TARGETS: dict[str, Target] = {
+    "hellinger": Target(
+        "Hellinger distance (pointwise)", "<", 0.2, "",
+        "Hellinger distance between the histograms of all original and all avatar values "
+        "on shared bins.",
+    ),
+    "mean": Target("Mean", "<", 5.0, "%", "Relative difference of the average per-series mean."),
+    "min": Target("Minimum", "<", 10.0, "%", "Relative difference of the average per-series minimum."),
+    "max": Target("Maximum", "<", 10.0, "%", "Relative difference of the average per-series maximum."),
+    "sum": Target("Sum of values", "<", 5.0, "%", "Relative difference of the average per-series sum."),
+    "entropy": Target(
+        "Entropy (20 bins)", "<", 5.0, "%",
+        "Relative difference of the average per-series Shannon entropy of a 20-bin histogram.",
+    ),
+    "autocorrelation_lag10": Target(
+        "Autocorrelation (lag 10)", "<", 5.0, "%",
+        "Relative difference of the average per-series autocorrelation at lag 10.",
+    ),
+}
+
+
+def metric_entry(target: Target, value: float) -> dict:
+    """Build the metrics-file entry of one measured value: label, value, unit, target, meets."""
+    value = float(value)
+    return {
+        "label": target.label,
+        "value": None if math.isnan(value) else value,
+        "unit": target.unit,
+        "target": target.text(),
+        "meets": target.is_met(value),
+        "definition": target.definition,
+    }

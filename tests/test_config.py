@@ -1,0 +1,75 @@
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+
+from avatarjax.config import AnonymizeConfig, register_configs, validate
+from avatarjax.errors import ConfigError
+
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+
+def compose_anonymize(overrides=()):
+    register_configs()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name="anonymize", overrides=list(overrides))
+
+
+def test_defaults_compose():
+    config = validate(compose_anonymize())
+    assert isinstance(config, AnonymizeConfig)
+    assert config.avatar.k == 20
+    assert config.segmentation.method == "sliding"
+    assert config.segmentation.window == "1D"
+    assert config.projection.ncp == 20
+
+
+def test_overrides_apply():
+    config = validate(compose_anonymize(["avatar.k=10", "segmentation=fixed", "projection.ncp=5"]))
+    assert config.avatar.k == 10
+    assert config.segmentation.method == "fixed"
+    assert config.projection.ncp == 5
+
+
+@pytest.mark.parametrize("group,option", [("segmentation", "sliding"), ("segmentation", "fixed"),
+                                          ("segmentation", "peak"), ("avatar", "avatar"),
+                                          ("avatar", "dirichlet"), ("projection", "fpca"),
+                                          ("data", "nab_machine_temperature")])
+def test_every_group_option_composes(group, option):
+    assert isinstance(validate(compose_anonymize([f"{group}={option}"])), AnonymizeConfig)
+
+
+def test_window_in_steps():
+    config = validate(compose_anonymize(["segmentation.window=288"]))
+    assert config.segmentation.window == "288"
+
+
+def test_unknown_key_rejected():
+    with pytest.raises(ConfigCompositionException, match="kk"):
+        compose_anonymize(["avatar.kk=3"])
+
+
+def test_wrong_type_rejected():
+    with pytest.raises(ConfigCompositionException, match="many"):
+        compose_anonymize(["avatar.k=many"])
+
+
+@pytest.mark.parametrize("override,message", [
+    ("avatar.k=0", "avatar.k=0"),
+    ("projection.ncp=0", "projection.ncp=0"),
+    ("segmentation.stride=0", "segmentation.stride=0"),
+    ("segmentation.method=random", "segmentation.method='random'"),
+    ("avatar.weights=uniform", "avatar.weights='uniform'"),
+    ("data.duplicates=median", "data.duplicates='median'"),
+    ("projection.variance_share=1.5", "projection.variance_share=1.5"),
+    ("segmentation.window=1", "segmentation.window=1"),
+])
+def test_invalid_values_rejected(override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        validate(compose_anonymize([override]))
+
+
+def test_ncp_and_share_both_null_rejected():
+    with pytest.raises(ConfigError, match="both null"):
+        validate(compose_anonymize(["projection.ncp=null"]))
