@@ -9,8 +9,8 @@ avatar is the weighted mean of the neighbours' coordinates with normalized weigh
 - "dirichlet": w_j = E_j / sum(E): a Dirichlet(1, ..., 1) draw, without the 1/d and 2^-P factors.
 
 Zero distances: each d_j is floored at 1e-3 times the largest of the individual's k
-distances, so one neighbour weighs at most 1000 times more than another through 1/d; when all k
-distances are 0 (k identical copies) the 1/d factor is 1 for all. Weights are always finite.
+distances, so through 1/d one neighbour weighs at most 1000 times more than another. When all
+k distances are 0 (k identical copies), the 1/d factor is 1 for all. Weights are always finite.
 """
 
 from __future__ import annotations
@@ -83,6 +83,6 @@ def release_order(key, n: int) -> jax.Array:
     """Return a random permutation: released avatar j is the avatar of original order[j].
 
     Privacy: the released file is written in this order with fresh ids, so its row order
-    carries no link to the originals; `order` itself is the link and stays private.
+    carries no link to the originals. The permutation itself is the link and stays private.
     """
     return jax.random.permutation(key, n)

@@ -1,9 +1,8 @@
 """Typed configuration of an anonymization run.
 
-Hydra composes `conf/` into these dataclasses: an unknown key or a value of the wrong type is
-rejected by OmegaConf when the config is composed, and `validate` (which builds the
-dataclasses, so every `__post_init__` runs) rejects out-of-range values before any data is
-read. Defaults that change privacy say so where they are set.
+Hydra composes `conf/` into these dataclasses. OmegaConf rejects an unknown key or a value of
+the wrong type while composing. `validate` then builds the dataclasses, so every
+`__post_init__` rejects out-of-range values before any data is read. Defaults that change privacy say so where they are set.
 """
 
 from __future__ import annotations
@@ -61,7 +60,7 @@ class DataConfig:
 
 @dataclass
 class SegmentationConfig:
-    """How the series is cut into segments, the individuals of the avatar method."""
+    """Segmentation of the series into segments, the individuals of the avatar method."""
 
     # "sliding" (shifted by `stride` steps), "fixed" (exclusive windows) or "peak" (centred on peaks).
     method: str = "sliding"

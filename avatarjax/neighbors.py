@@ -7,7 +7,7 @@ The search runs in two phases for each block of queries, both inside one jitted 
    (one matrix product per tile, so the work is GEMM) and keeps only the minimum of each
    chunk. Only a (block_size, n / chunk_size) array of chunk minima is ever stored.
 2. Refinement. The k true nearest neighbours lie in the k chunks with the smallest minima
-   (each of those chunks holds at least one distance no larger than the k-th chunk minimum).
+   (each of those chunks contains at least one distance no larger than the k-th chunk minimum).
    Their rows are gathered, distances are recomputed exactly as sum((q - r)^2), and
    `lax.top_k` runs over k * chunk_size candidates instead of n.
 

@@ -8,7 +8,7 @@ Three ways, all on the regular grid that loading produced, never across a long-g
 - fixed exclusive windows: sliding windows with stride = window, so each step belongs to at
   most one segment;
 - peak-centred windows: one window of `window` steps centred on each detected peak, for
-  cyclic signals; a peak whose window would leave its piece is left out and counted.
+  cyclic signals. A peak whose window would leave its piece is left out and counted.
 """
 
 from __future__ import annotations

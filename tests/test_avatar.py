@@ -56,8 +56,8 @@ def test_avatar_is_weighted_mean(coordinates):
 
 
 def test_avatar_weights_match_numpy_simulation():
-    # Equal distances make 1/d constant, so weights are Exp(1) * 2^-P normalized; compare the
-    # mean sorted weights with an independent numpy draw of the same rule.
+    # Equal distances make 1/d constant, so weights are Exp(1) * 2^-P normalized. The mean
+    # sorted weights must match an independent numpy draw of the same rule.
     n, k = 40000, 3
     weights = np.asarray(neighbour_weights(jax.random.key(4), np.ones((n, k), np.float32), "avatar"))
     rng = np.random.default_rng(0)

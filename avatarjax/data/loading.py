@@ -23,7 +23,6 @@ from avatarjax.data.cleaning import (
     Rows,
     RuleCount,
     duplicate_rule_counts,
-    fill_gaps,
     format_period,
     infer_period,
     parse_period,
@@ -31,6 +30,7 @@ from avatarjax.data.cleaning import (
     snap_to_grid,
     sort_rows,
 )
+from avatarjax.data.gaps import fill_gaps
 from avatarjax.errors import InputDataError
 
 __all__ = [

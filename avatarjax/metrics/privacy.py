@@ -114,7 +114,7 @@ def round_significant(values: np.ndarray, significant_digits: int) -> np.ndarray
     """Round every value to `significant_digits` (half to even on the scaled value).
 
     The release rounds with this function before writing, so printf-style formatting of the
-    rounded values reproduces them exactly and the comparison sees the written values.
+    rounded values reproduces them exactly. The comparison thus uses the values as written.
     """
     values = np.asarray(values, dtype=np.float64)
     magnitude = np.floor(np.log10(np.where(values == 0, 1.0, np.abs(values))))

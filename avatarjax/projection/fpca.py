@@ -2,10 +2,9 @@
 
 On a regular grid, FPCA is the PCA of the discretized curves in the L2 inner product
 <f, g> = integral f(t) g(t) dt, approximated by quadrature weights w: <f, g> ~ sum_t w_t f_t g_t.
-Following Wang, Chiou & Mueller, "Functional data analysis" (Annual Review of Statistics
-and Its Application, 2016), the centred curves are multiplied by sqrt(w) before the SVD and
-the eigenfunctions are divided by sqrt(w) after it, so they are orthonormal in that inner
-product. The mean function is subtracted once, in `transform`; `inverse_transform` adds it back.
+The centred curves are multiplied by sqrt(w) before the SVD and the eigenfunctions are
+divided by sqrt(w) after it, so they are orthonormal in that inner product (Wang, Chiou &
+Mueller, "Functional data analysis", Annual Review of Statistics and Its Application, 2016). The mean function is subtracted once, in `transform`; `inverse_transform` adds it back.
 
 Units: a score is an L2 inner product over normalized time, so it has the unit of the values
 (times the square root of normalized time, which is dimensionless). Euclidean distances
@@ -56,7 +55,7 @@ def quadrature_weights(n_points: int, rule: str = "trapezoid") -> np.ndarray:
         return weights
     if rule == "simpson":
         # Simpson's rule is linear in the values, so integrating each unit vector gives its
-        # weight; scipy handles an even number of points with its corrected end interval.
+        # weight. scipy handles an even number of points with a corrected end interval.
         return simpson(np.eye(n_points), x=grid, axis=1)
     raise InputDataError(f"quadrature rule {rule!r} is unknown; choose trapezoid or simpson.")
 
