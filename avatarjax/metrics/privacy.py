@@ -6,9 +6,11 @@ value units (see avatarjax.projection.fpca). No function here builds an n-by-n a
 counts scan avatar tiles for one block of originals at a time.
 
 Tie rule: an avatar j counts as strictly closer to x_i than a_i when
-|x_i - a_j|^2 < |x_i - a_i|^2 - 1e-5 (|x_i|^2 + |a_j|^2). The margin covers the float32 rounding
-of the distance expansion, so exact duplicates of a_i are ties, and ties are not counted.
-An original whose own avatar ties for closest is therefore not hidden.
+|x_i - a_j|^2 < |x_i - a_i|^2 - 1e-12 (|x_i|^2 + |a_j|^2). The counts run in float64, because
+near neighbours of overlapping windows are much closer to each other than to the origin and
+float32 rounding of the distance expansion (about 1e-7 (|x|^2 + |a|^2)) would decide their
+order. The margin covers float64 rounding only, so exact duplicates of a_i are ties, and
+ties are not counted. An original whose own avatar ties for closest is therefore not hidden.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from tqdm.auto import tqdm
 from avatarjax.metrics.targets import PRIVACY_TARGETS, metric_entry
 from avatarjax.neighbors import knn
 
-TIE_MARGIN = 1e-5
+TIE_MARGIN = 1e-12
 BLOCK_SIZE = 512
 TILE_SIZE = 2048
 
@@ -54,19 +56,26 @@ def closer_avatar_counts(originals, avatars, *, block_size: int = BLOCK_SIZE, ti
 
     `avatars` is in original order: row i is the avatar of original i, which never counts.
     """
-    originals = jnp.asarray(originals, jnp.float32)
-    avatars = jnp.asarray(avatars, jnp.float32)
+    with jax.enable_x64(True):
+        return _closer_avatar_counts_float64(np.asarray(originals, np.float64), np.asarray(avatars, np.float64),
+                                             block_size, tile_size, progress)
+
+
+def _closer_avatar_counts_float64(originals, avatars, block_size, tile_size, progress) -> np.ndarray:
+    """Run the blocked count on float64 copies; the caller enables x64."""
+    originals = jnp.asarray(originals, jnp.float64)
+    avatars = jnp.asarray(avatars, jnp.float64)
     n = originals.shape[0]
     tile_size = min(tile_size, n)
     padded = -(-n // tile_size) * tile_size
-    avatars_padded = jnp.zeros((padded, avatars.shape[1]), jnp.float32).at[:n].set(avatars)
+    avatars_padded = jnp.zeros((padded, avatars.shape[1]), jnp.float64).at[:n].set(avatars)
     avatars_sq = jnp.sum(avatars_padded ** 2, axis=1)
 
     block_size = min(block_size, n)
     n_blocks = -(-n // block_size)
     rows = n_blocks * block_size
-    originals_padded = jnp.zeros((rows, originals.shape[1]), jnp.float32).at[:n].set(originals)
-    own_padded = jnp.zeros((rows, avatars.shape[1]), jnp.float32).at[:n].set(avatars)
+    originals_padded = jnp.zeros((rows, originals.shape[1]), jnp.float64).at[:n].set(originals)
+    own_padded = jnp.zeros((rows, avatars.shape[1]), jnp.float64).at[:n].set(avatars)
 
     counts = []
     blocks = range(n_blocks)
