@@ -71,3 +71,21 @@ def test_k_zero():
 def test_column_mismatch():
     with pytest.raises(InputDataError, match="same number of columns"):
         knn(np.ones((5, 2)), np.ones((5, 3)), 1)
+
+
+def test_block_memory_bounded_at_200k():
+    # Compile, without running, the block program for n = 200 000 rows and check that its
+    # scratch memory is far from an n-by-n distance matrix (160 GB in float32).
+    import jax
+    import jax.numpy as jnp
+
+    from avatarjax.neighbors import _knn_block
+
+    n, padded, d, block = 200_000, 200_704, 20, 512
+    spec = jax.ShapeDtypeStruct
+    compiled = _knn_block.lower(spec((block, d), jnp.float32), spec((block,), jnp.int32),
+                                spec((padded, d), jnp.float32), spec((padded,), jnp.float32),
+                                k=20, chunk_size=16, tile_size=2048, n_reference=n).compile()
+    scratch = compiled.memory_analysis().temp_size_in_bytes
+    assert scratch < 256 * 2**20
+    assert scratch < 1e-3 * n * n * 4

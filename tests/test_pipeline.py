@@ -140,3 +140,20 @@ def test_default_run_reports_targets():
     assert privacy["hidden_rate"]["target"] == "> 90 %"
     assert privacy["local_cloaking"]["target"] == ">= 5"
     assert 0.0 <= privacy["hidden_rate"]["value"] <= 100.0
+
+
+def test_constant_series_no_nan(tmp_path):
+    from avatarjax.data.loading import load_series
+
+    path = tmp_path / "constant.csv"
+    times = pd.date_range("2024-01-01", periods=3 * 288, freq="5min")
+    pd.DataFrame({"timestamp": times, "value": 42.0}).to_csv(path, index=False)
+    result = anonymize_series(load_series(path), small_config(k=5), progress=False)
+    privacy = result.metrics["privacy"]
+    utility = result.metrics["utility"]
+    assert np.allclose(result.avatar_segments, 42.0)
+    assert privacy["hidden_rate"]["value"] == 0.0
+    assert privacy["closest_distance_ratio"]["value"] == 1.0
+    assert privacy["row_direct_match_protection"]["meets"] is False
+    assert utility["hellinger"]["value"] == 0.0
+    assert all(entry["value"] is not None for entry in utility.values())

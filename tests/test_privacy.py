@@ -118,3 +118,21 @@ def test_direct_match_release_precision(real_segments):
     # A copy rounded and written with 7 significant digits, as the release does, still matches.
     written = np.vectorize(lambda v: float(f"{v:.7g}"))(round_significant(real_segments, 7))
     assert row_direct_match_protection(real_segments, written, significant_digits=7) == 0.0
+
+
+def test_count_block_memory_bounded_at_200k():
+    # The float64 count program for n = 200 000 avatars must not allocate an n-by-n array.
+    import jax
+    import jax.numpy as jnp
+
+    from avatarjax.metrics.privacy import _closer_count_block
+
+    n, block, d = 200_704, 512, 20
+    spec = jax.ShapeDtypeStruct
+    with jax.enable_x64(True):
+        compiled = _closer_count_block.lower(
+            spec((block, d), jnp.float64), spec((block, d), jnp.float64), spec((block,), jnp.int32),
+            spec((n, d), jnp.float64), spec((n,), jnp.float64), tile_size=2048, n_avatars=200_000).compile()
+    scratch = compiled.memory_analysis().temp_size_in_bytes
+    assert scratch < 256 * 2**20
+    assert scratch < 1e-3 * n * n * 8
