@@ -53,12 +53,12 @@ IMPLEMENTATIONS = ("reference", "avatarjax")
 
 STAGES = ("projection", "neighbours", "avatars", "inverse", "privacy", "utility")
 STAGE_DESCRIPTIONS = {
-    "projection": "FPCA fit + transform (reference: PCA of sqrt(w)-weighted curves)",
-    "neighbours": f"{K} nearest neighbours of every segment, itself excluded",
+    "projection": "FPCA fit + transform of the segments",
+    "neighbours": f"{K} nearest neighbours of every score row, itself excluded",
     "avatars": "avatar weights and weighted neighbour means",
-    "inverse": "scores back to curves",
-    "privacy": "local cloaking counts, closest and second-closest originals",
-    "utility": "Hellinger distance and per-series features",
+    "inverse": "avatar scores back to curves",
+    "privacy": "closer-avatar counts (hidden rate, local cloaking) and closest two originals (DTC, CDR)",
+    "utility": "Hellinger distance and per-series feature differences",
 }
 
 # Avatar weights floor each distance at this share of the row's largest neighbour distance,
@@ -79,11 +79,11 @@ FEATURES = ("mean", "min", "max", "sum", "entropy", "autocorrelation_lag10")
 
 
 def build_segments(n: int) -> tuple[np.ndarray, dict]:
-    """Cut n noisy one-day windows out of the bundled NAB series; return them (n, T) and facts.
+    """Cut n noisy one-day windows out of the bundled NAB series and return them (n, T) with facts.
 
     Window starts are drawn with numpy default_rng(SEGMENT_SEED), with replacement only when
     n exceeds the number of possible starts. Gaussian noise of NOISE_SHARE times the series
-    standard deviation makes repeated windows distinct rows, so no two segments are duplicates.
+    standard deviation keeps repeated windows from being exact duplicates.
     """
     from avatarjax.data.loading import bundled_dataset_path, load_series
 
@@ -180,7 +180,7 @@ def none_if_nan(value: float) -> float | None:
 
 
 def drop_self_column(distances: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Remove each row's own index from k + 1 neighbour results; return k columns.
+    """Remove each row's own index from k + 1 neighbour results, leaving k columns.
 
     The column is found by index, not by position, because an exact duplicate at distance 0
     can come before the row itself. A row whose own index is missing loses its last column.
@@ -189,7 +189,7 @@ def drop_self_column(distances: np.ndarray, indices: np.ndarray) -> tuple[np.nda
     is_self = indices == np.arange(n)[:, None]
     missing = ~is_self.any(axis=1)
     is_self[missing, -1] = True
-    # A row contains its own index at most once, so every row keeps exactly k columns.
+    # kneighbors returns distinct indices in a row, so each row drops exactly one column.
     keep = ~is_self
     return distances[keep].reshape(n, k_plus_one - 1), indices[keep].reshape(n, k_plus_one - 1)
 
@@ -236,7 +236,7 @@ def reference_series_features(segments: np.ndarray) -> dict:
     high = segments.max(axis=1)
     mean = segments.mean(axis=1)
 
-    # Entropy: 20 equal bins over each row's own [min, max]; a constant row falls in one bin.
+    # Entropy: 20 equal bins over each row's own [min, max]. A constant row falls in one bin.
     width = np.where(high > low, high - low, 1.0)
     position = np.floor((segments - low[:, None]) / width[:, None] * ENTROPY_BINS).astype(np.int64)
     position = np.clip(position, 0, ENTROPY_BINS - 1)
@@ -284,7 +284,7 @@ def reference_utility(original_segments: np.ndarray, avatar_segments: np.ndarray
 
 def run_reference(segments: np.ndarray, recorder: StageRecorder, dtype: str,
                   cloaking_method: str) -> tuple[dict, dict]:
-    """Run the six stages with numpy and scikit-learn; return (metrics, arrays for the checks)."""
+    """Run the six stages with numpy and scikit-learn and return (metrics, arrays for the checks)."""
     from sklearn.decomposition import PCA
     from sklearn.neighbors import NearestNeighbors
 
@@ -340,10 +340,11 @@ def run_reference(segments: np.ndarray, recorder: StageRecorder, dtype: str,
 
 
 def run_avatarjax(segments: np.ndarray, recorder: StageRecorder) -> tuple[dict, dict]:
-    """Run the six stages with avatarjax; return (metrics, arrays for the checks).
+    """Run the six stages with avatarjax and return (metrics, arrays for the checks).
 
     Each stage gets the previous stage's output as JAX arrays, as in a pipeline that keeps
-    them on the device. Only stage 1 converts the float64 numpy segments to float32.
+    them on the device. Stages 1 and 6 get the float64 numpy segments and convert them
+    inside the timed call, as a caller of the library would.
     """
     import jax
 
@@ -409,6 +410,8 @@ def run_worker(implementation: str, n: int, artifact_dir: Path, dtype: str, cloa
         import avatarjax.metrics.privacy  # noqa: F401
         import avatarjax.metrics.utility  # noqa: F401
     else:
+        # The reference takes its quadrature weights from avatarjax.projection.fpca, which imports jax.
+        import avatarjax.projection.fpca  # noqa: F401
         import sklearn.decomposition  # noqa: F401
         import sklearn.metrics  # noqa: F401
         import sklearn.neighbors  # noqa: F401
@@ -529,8 +532,8 @@ def busy_cpu_seconds() -> float | None:
 def own_cpu_seconds() -> float:
     """Return the user + system CPU seconds of this process and its finished children."""
     total = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        usage = resource.getrusage(who)
+    for scope in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(scope)
         total += usage.ru_utime + usage.ru_stime
     return total
 
@@ -578,7 +581,7 @@ def format_seconds(seconds: float | None) -> str:
 
 def environment_lines(environment: dict, created: str, command: str) -> list[str]:
     blas = [f"{pool['internal_api']} {pool['version']} ({pool['user_api']}, {pool['num_threads']} threads, "
-            f"{os.path.basename(pool['filepath'] or '')})" for pool in environment["threadpools"]]
+            f"{_library_location(pool['filepath'])})" for pool in environment["threadpools"]]
     variables = ", ".join(f"{name}={value}" for name, value in environment["thread_environment"].items()
                           if value is not None) or "none set"
     return [
@@ -591,6 +594,14 @@ def environment_lines(environment: dict, created: str, command: str) -> list[str
         f"scikit-learn {environment['scikit_learn']}, jax {environment['jax']} "
         f"(backend {environment['jax_backend']}: {', '.join(environment['jax_devices'])})",
     ]
+
+
+def _library_location(filepath: str | None) -> str:
+    """Return the folder and file name of a shared library, e.g. numpy.libs/libscipy_openblas64_.so."""
+    if not filepath:
+        return "unknown path"
+    path = Path(filepath)
+    return f"{path.parent.name}/{path.name}"
 
 
 def size_table(n: int, results: dict, in_process: bool) -> list[str]:
@@ -695,12 +706,15 @@ def build_report(environment: dict, created: str, command: str, results: dict, a
         "",
         f"Reference: numpy {environment['numpy']} + scikit-learn {environment['scikit_learn']} in "
         f"{args.reference_dtype}; local cloaking by {_cloaking_text(args.cloaking_reference)}. avatarjax: "
-        "float32, each stage run twice, the second call reported; compile = first call minus second call. "
+        "float32 arrays (its privacy module counts closer avatars in float64), each stage run twice, the second "
+        "call reported; compile = first call minus second call. "
         "Ratio below 1: avatarjax is faster. "
         + ("Both implementations ran in this process, so peak RSS is a process-wide high-water mark."
            if args.in_process else
            "Each (size, implementation) ran in a fresh subprocess; peak RSS is that process's "
            "high-water mark after the stage (cumulative over stages), from getrusage ru_maxrss."),
+        "",
+        "Stages: " + "; ".join(f"{stage} = {text}" for stage, text in STAGE_DESCRIPTIONS.items()) + ".",
         "",
     ]
     for n in results:
@@ -735,6 +749,10 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with handle:
             handle.write(text)
+        # NamedTemporaryFile creates the file with mode 0600, so apply the usual umask-based mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(handle.name, 0o666 & ~umask)
         os.replace(handle.name, path)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
@@ -744,7 +762,7 @@ def write_atomic(path: Path, text: str) -> None:
 # --------------------------------------------------------------------------- command line
 
 
-MIN_SIZE = max(NCP, K) + 2  # PCA needs n > ncp; the self-excluding search needs n > k + 1
+MIN_SIZE = max(NCP, K) + 2  # PCA needs n > ncp, and the self-excluding search needs n > k + 1
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -754,7 +772,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     sizes.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES), metavar="N",
                        help=f"numbers of segments to benchmark (default: {' '.join(map(str, DEFAULT_SIZES))})")
     sizes.add_argument("--quick", action="store_true",
-                       help=f"smoke test: only n = {QUICK_SIZE} segments, a few seconds")
+                       help=f"smoke test: only n = {QUICK_SIZE} segments (about 20 s on a 2-core CPU)")
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR,
                         help="folder for pipeline_<UTC timestamp>.json and latest.md "
                              "(default: benchmarks/results in the repository)")
@@ -787,7 +805,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # JAX logs every backend it fails to find (TPU, CUDA) at INFO; only its warnings matter here.
+    # JAX logs every backend it fails to find (TPU, CUDA) at INFO, but only its warnings matter here.
     logging.getLogger("jax").setLevel(logging.WARNING)
 
     if args.worker:
