@@ -11,7 +11,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError
 
 from avatarjax.errors import ConfigError
 
@@ -26,6 +28,21 @@ def _require_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
 def _require_at_least(key: str, value: float, minimum: float) -> None:
     if value < minimum:
         raise ConfigError(f"{key}={value} is invalid; it must be at least {minimum}.")
+
+
+def _check_window(key: str, window: str) -> None:
+    """Reject a window that is neither a number of steps (at least 2) nor a pandas duration."""
+    text = str(window).strip()
+    if _STEPS_PATTERN.match(text):
+        if int(text) < 2:
+            raise ConfigError(f"{key}={window} is invalid; a window needs at least 2 steps.")
+        return
+    try:
+        duration = pd.Timedelta(text)
+    except ValueError:
+        duration = None
+    if duration is None or duration <= pd.Timedelta(0):
+        raise ConfigError(f"{key}={window!r} is invalid; give a positive duration such as '1D' or a number of steps such as '288'.")
 
 
 @dataclass
@@ -56,6 +73,8 @@ class DataConfig:
         _require_at_least("data.max_gap_steps", self.max_gap_steps, 0)
         if not self.sep:
             raise ConfigError("data.sep is empty; give the CSV separator, for example ',' or ';'.")
+        if self.name == "csv" and not self.path:
+            raise ConfigError("data=csv needs the file: add data.path=/path/to/file.csv to the command.")
 
 
 @dataclass
@@ -79,8 +98,7 @@ class SegmentationConfig:
         _require_at_least("segmentation.stride", self.stride, 1)
         if not str(self.window).strip():
             raise ConfigError("segmentation.window is empty; give a duration such as '1D' or a number of steps such as '288'.")
-        if _STEPS_PATTERN.match(str(self.window)) and int(self.window) < 2:
-            raise ConfigError(f"segmentation.window={self.window} is invalid; a window needs at least 2 steps.")
+        _check_window("segmentation.window", self.window)
         if self.peak_prominence is not None and self.peak_prominence < 0:
             raise ConfigError(f"segmentation.peak_prominence={self.peak_prominence} is invalid; it must be >= 0 or null.")
 
@@ -171,16 +189,105 @@ class AnonymizeConfig:
 
 
 def register_configs() -> None:
-    """Register the schema that `conf/anonymize.yaml` names in its defaults list."""
+    """Register the schemas that `conf/anonymize.yaml` and `conf/validate.yaml` name in their defaults lists."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
     store.store(name="anonymize_schema", node=AnonymizeConfig)
+    store.store(name="validate_schema", node=ValidateConfig)
 
 
 def validate(cfg: DictConfig | AnonymizeConfig) -> AnonymizeConfig:
     """Build the typed config, running every range check; raise ConfigError on the first invalid value."""
     if isinstance(cfg, AnonymizeConfig):
         return cfg
-    structured = OmegaConf.merge(OmegaConf.structured(AnonymizeConfig), cfg)
+    return _build(AnonymizeConfig, cfg)
+
+
+def _build(schema, cfg: DictConfig):
+    # A plain container drops the schema that Hydra attached, so a key appended with
+    # `+key=value` is rejected by the merge instead of being carried along unused.
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        structured = OmegaConf.merge(OmegaConf.structured(schema), plain)
+    except ConfigKeyError as error:
+        raise ConfigError(f"{error.full_key} is not a setting of this job; remove it or check its spelling.") from error
     return OmegaConf.to_object(structured)
+
+
+@dataclass
+class DetectorConfig:
+    """1D-CNN autoencoder and its training, identical for the original and the avatar model."""
+
+    # Window of the detector: best one period of the signal (one day of 5-minute steps).
+    window: str = "1D"
+    # Steps between training windows. The validation protocol uses 1; larger values only
+    # shorten quick checks.
+    train_stride: int = 1
+    channels: list[int] = field(default_factory=lambda: [8, 16, 32])
+    kernel_size: int = 5
+    latent_channels: int = 4
+    learning_rate: float = 1e-3
+    batch_size: int = 256
+    # Expected cost: about 3 ms per window, per epoch and per seed on a 2-core CPU.
+    epochs: int = 10
+    seeds: int = 10
+    # Alert threshold: this percentile of the model's window errors on its own training windows.
+    alert_percentile: float = 99.0
+
+    def __post_init__(self) -> None:
+        _check_window("detector.window", self.window)
+        _require_at_least("detector.train_stride", self.train_stride, 1)
+        if not self.channels:
+            raise ConfigError("detector.channels is empty; give at least one layer, for example [8, 16, 32].")
+        for width in self.channels:
+            _require_at_least("detector.channels[]", width, 1)
+        _require_at_least("detector.kernel_size", self.kernel_size, 1)
+        _require_at_least("detector.latent_channels", self.latent_channels, 1)
+        _require_at_least("detector.batch_size", self.batch_size, 1)
+        _require_at_least("detector.epochs", self.epochs, 1)
+        _require_at_least("detector.seeds", self.seeds, 1)
+        if not self.learning_rate > 0:
+            raise ConfigError(f"detector.learning_rate={self.learning_rate} is invalid; it must be positive.")
+        if not 0 < self.alert_percentile < 100:
+            raise ConfigError(f"detector.alert_percentile={self.alert_percentile} is invalid; choose a value in (0, 100).")
+
+
+@dataclass
+class AnalysisConfig:
+    """One training stretch of the validation, assumed free of anomalies, and its test period."""
+
+    name: str = "main"
+    # Timestamps parsed by pandas; the stretch is [train_start, train_end).
+    train_start: str = "2013-12-18"
+    train_end: str = "2014-01-17"
+    # Test period [test_start, test_end); null means the whole series. Training steps never count as test steps.
+    test_start: Optional[str] = None
+    test_end: Optional[str] = None
+
+
+@dataclass
+class ValidateConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    projection: ProjectionConfig = field(default_factory=ProjectionConfig)
+    avatar: AvatarConfig = field(default_factory=AvatarConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    analyses: list[AnalysisConfig] = field(default_factory=lambda: [AnalysisConfig()])
+    # Labelled anomaly windows: "nab" for the NAB labels of the bundled dataset, a JSON file
+    # mapping to a list of [start, end] pairs, or null for none.
+    labels: Optional[str] = "nab"
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+    def __post_init__(self) -> None:
+        if not self.analyses:
+            raise ConfigError("analyses is empty; give at least one training stretch.")
+        names = [analysis.name for analysis in self.analyses]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"analyses names {names} repeat; give each analysis its own name.")
+
+
+def validate_detector_config(cfg: DictConfig | ValidateConfig) -> ValidateConfig:
+    """Build the typed validation config, running every range check."""
+    if isinstance(cfg, ValidateConfig):
+        return cfg
+    return _build(ValidateConfig, cfg)

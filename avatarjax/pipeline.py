@@ -11,12 +11,13 @@ import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import jax
 import numpy as np
 
 from avatarjax.avatar import generate_avatars, release_order
-from avatarjax.config import AnonymizeConfig
+from avatarjax.config import AnonymizeConfig, DataConfig
 from avatarjax.data.loading import CleaningPolicy, SensorSeries, bundled_dataset_path, load_series
 from avatarjax.errors import InputDataError
 from avatarjax.metrics.privacy import privacy_metrics
@@ -53,9 +54,8 @@ def _timed(timings: dict, stage: str):
     logger.info("%s took %.2f s.", stage, timings[stage])
 
 
-def load_configured_series(cfg: AnonymizeConfig) -> SensorSeries:
+def load_configured_series(data: DataConfig) -> SensorSeries:
     """Load the configured CSV (or the bundled dataset) with the configured cleaning policy."""
-    data = cfg.data
     path = data.path if data.path else bundled_dataset_path(data.name)
     policy = CleaningPolicy(duplicates=data.duplicates, period=data.period, off_grid=data.off_grid,
                             max_gap_steps=data.max_gap_steps, long_gap=data.long_gap)
@@ -148,9 +148,10 @@ _REMAINDER_POLICY = {
 def _run_facts(cfg: AnonymizeConfig, series: SensorSeries, segments: Segments, fpca: FPCA, grid_points: int) -> dict:
     period = np.timedelta64(series.period, "s").astype(int)
     return {
-        "dataset": cfg.data.path or cfg.data.name,
+        # Only the file name: a full path could name a site or a customer.
+        "dataset": Path(cfg.data.path).name if cfg.data.path else cfg.data.name,
         "column": cfg.data.value_column,
-        "period_s": int(period),
+        "sampling_period_seconds": int(period),
         "n_segments": segments.n_segments,
         "segmentation": segments.method,
         "window": str(cfg.segmentation.window),
@@ -175,7 +176,7 @@ def _run_facts(cfg: AnonymizeConfig, series: SensorSeries, segments: Segments, f
 def anonymize(cfg: AnonymizeConfig, progress: bool | None = None) -> AnonymizationResult:
     """Load the configured series and anonymize it."""
     start = time.perf_counter()
-    series = load_configured_series(cfg)
+    series = load_configured_series(cfg.data)
     load_s = round(time.perf_counter() - start, 3)
     result = anonymize_series(series, cfg, progress=progress)
     result.timings_s["load"] = load_s

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import find_peaks
 
+from avatarjax.data.cleaning import format_period
 from avatarjax.errors import InputDataError
 
 logger = logging.getLogger(__name__)
@@ -56,14 +57,14 @@ def window_steps(window: str | int, period: np.timedelta64) -> int:
         duration = pd.Timedelta(text)
     except ValueError as error:
         raise InputDataError(
-            f"window={text!r} is neither a number of steps nor a duration; use for example '288' or '1D'."
+            f"segmentation.window={text!r} is neither a number of steps nor a duration; use for example '288' or '1D'."
         ) from error
-    period = pd.Timedelta(period)
-    steps, remainder = divmod(duration, period)
+    period_text = format_period(int(pd.Timedelta(period).value))
+    steps, remainder = divmod(duration, pd.Timedelta(period))
     if remainder != pd.Timedelta(0):
         raise InputDataError(
-            f"window={text!r} is not a whole number of sampling periods ({period}); "
-            f"use a multiple of {period} or give the window in steps."
+            f"segmentation.window={text!r} is not a whole number of sampling periods ({period_text}); "
+            f"use a multiple of {period_text} or give the window in steps."
         )
     return int(steps)
 
@@ -80,7 +81,7 @@ def _check_fits(series, window: int) -> None:
     if window > longest:
         raise InputDataError(
             f"window of {window} steps is longer than the longest contiguous piece of the series "
-            f"({longest} steps of {pd.Timedelta(series.period)}); choose a shorter window."
+            f"({longest} steps of {format_period(int(pd.Timedelta(series.period).value))}); choose a shorter window."
         )
 
 

@@ -18,30 +18,46 @@ from avatarjax.config import register_configs, validate
 from avatarjax.errors import ConfigError, InputDataError
 
 logger = logging.getLogger("avatarjax.anonymize")
+# JAX logs at INFO that it found no TPU on every CPU-only start; that line is noise here.
+logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="anonymize")
 def main(cfg: DictConfig) -> None:
+    try:
+        config = validate(cfg)
+    except ConfigError as error:
+        logger.error("%s", error)
+        sys.exit(2)
+
+    # JAX is imported only after the config is valid, so a typo fails in well under a second.
     from avatarjax.pipeline import anonymize
     from avatarjax.release import write_outputs
 
     try:
-        config = validate(cfg)
         result = anonymize(config)
-    except (ConfigError, InputDataError) as error:
+    except InputDataError as error:
         logger.error("%s", error)
         sys.exit(2)
 
     output_dir = HydraConfig.get().runtime.output_dir
     paths = write_outputs(result, config, output_dir)
-    privacy = result.metrics["privacy"]
-    logger.info("Hidden rate %.1f %%, local cloaking %.0f (targets > 90 %%, >= 5).",
-                privacy["hidden_rate"]["value"], privacy["local_cloaking"]["value"])
     print(f"Wrote the outputs of {result.segments.n_segments} segments under {output_dir}:")
     for name, path in paths.items():
         print(f"  {name:16s} {path}")
+    print(privacy_summary(result.metrics["privacy"]))
+
+
+def privacy_summary(privacy: dict) -> str:
+    """Return one line on the privacy targets, with a warning against release when any is missed."""
+    missed = [f"{entry['label']} {entry['value']:.3g}{' %' if entry['unit'] == '%' else ''} (target {entry['target']})"
+              for entry in privacy.values() if entry["meets"] is False]
+    if not missed:
+        return f"All {len(privacy)} privacy targets are met."
+    return (f"WARNING: {len(missed)} of {len(privacy)} privacy targets are not met: {'; '.join(missed)}. "
+            "Review the report before releasing the avatars, for example with a larger avatar.k.")
 
 
 if __name__ == "__main__":

@@ -572,6 +572,9 @@ def environment_info() -> dict:
 def format_seconds(seconds: float | None) -> str:
     if seconds is None:
         return "n/a"
+    if seconds < 0:
+        # A negative compile time means the first call ran faster than the second: noise.
+        return f"{seconds:.2f} (noise)"
     if abs(seconds) < 1:
         return f"{seconds:.3f}"
     if abs(seconds) < 100:
@@ -861,10 +864,13 @@ def main(argv: list[str] | None = None) -> int:
         "disturbance": disturbance,
         "report_markdown": report,
     }
-    json_path = args.output_dir / f"pipeline_{stamp}.json"
+    # A --quick smoke run keeps its own names, so it never replaces the recorded results.
+    prefix = "quick" if args.quick else "pipeline"
+    json_path = args.output_dir / f"{prefix}_{stamp}.json"
+    markdown_path = args.output_dir / ("quick_latest.md" if args.quick else "latest.md")
     write_atomic(json_path, json.dumps(record, indent=2) + "\n")
-    write_atomic(args.output_dir / "latest.md", report + "\n")
-    logger.info("wrote %s and %s", json_path, args.output_dir / "latest.md")
+    write_atomic(markdown_path, report + "\n")
+    logger.info("wrote %s and %s", json_path, markdown_path)
 
     failed = [f"{result['implementation']} n={n}" for n in results for result in results[n].values()
               if "error" in result]

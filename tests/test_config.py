@@ -73,3 +73,19 @@ def test_invalid_values_rejected(override, message):
 def test_ncp_and_share_both_null_rejected():
     with pytest.raises(ConfigError, match="both null"):
         validate(compose_anonymize(["projection.ncp=null"]))
+
+
+def test_appended_key_rejected():
+    with pytest.raises(ConfigError, match="avatar.kk is not a setting"):
+        validate(compose_anonymize(["+avatar.kk=3"]))
+
+
+def test_csv_without_path_rejected():
+    with pytest.raises(ConfigError, match="data.path"):
+        validate(compose_anonymize(["data=csv"]))
+
+
+@pytest.mark.parametrize("window", ["abc", "-1D", "0h"])
+def test_invalid_window_rejected_before_loading(window):
+    with pytest.raises(ConfigError, match="segmentation.window"):
+        validate(compose_anonymize([f"segmentation.window={window}"]))

@@ -157,3 +157,16 @@ def test_constant_series_no_nan(tmp_path):
     assert privacy["row_direct_match_protection"]["meets"] is False
     assert utility["hellinger"]["value"] == 0.0
     assert all(entry["value"] is not None for entry in utility.values())
+
+
+def test_job_warns_when_targets_missed(tmp_path):
+    completed = run_job("segmentation.window=6h", "segmentation.stride=12", "avatar.k=2", f"hydra.run.dir={tmp_path}")
+    assert completed.returncode == 0, completed.stderr
+    assert "privacy targets are not met" in completed.stdout
+
+
+def test_metrics_hide_input_path(tmp_path, machine_temperature):
+    config = small_config()
+    config.data.path = "/home/site-alpha/customer-42/sensor.csv"
+    result = anonymize_series(machine_temperature, config, progress=False)
+    assert result.metrics["run"]["dataset"] == "sensor.csv"

@@ -334,7 +334,7 @@ def snap_to_grid(
 
     off_grid = phases != phase
     count = int(off_grid.sum())
-    grid_text = f"the {format_period(period)} grid through {format_time(anchor)}"
+    grid_text = f"the {format_period(period)} grid anchored at {format_time(anchor)}"
     if count == 0:
         return rows, RuleCount("off_grid", 0, f"every timestamp was on {grid_text}")
 

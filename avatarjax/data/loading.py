@@ -134,7 +134,7 @@ def load_series(
         source=source,
     )
     logger.info(
-        "loaded %s: %d grid steps of %s in %d pieces, columns %s",
+        "loaded %s: %d grid steps of %s in %d piece(s), columns %s",
         source,
         len(series.times),
         format_period(period),
@@ -156,7 +156,7 @@ def bundled_dataset_path(name: str) -> pathlib.Path:
     if name not in available:
         raise InputDataError(
             f"unknown bundled dataset {name!r}. Available: {', '.join(available)}. "
-            "To load another file, pass its path to load_series."
+            "To load another file, set data.path on the command line (or pass its path to load_series)."
         )
     return pathlib.Path(str(folder / f"{name}.csv"))
 
@@ -215,7 +215,7 @@ def _select_value_columns(
     if timestamp_column not in existing:
         raise InputDataError(
             f"{source}: timestamp column {timestamp_column!r} not found. The columns are: "
-            f"{listing}. Set timestamp_column to one of them.{_separator_hint(existing, sep)}"
+            f"{listing}. Set data.timestamp_column (timestamp_column in Python) to one of them.{_separator_hint(existing, sep)}"
         )
 
     if value_columns is None:
@@ -234,7 +234,7 @@ def _select_value_columns(
     if missing:
         raise InputDataError(
             f"{source}: value column {missing[0]!r} not found. The columns are: {listing}. "
-            "Fix value_columns, or pass None to use every column except the timestamp."
+            "Set data.value_column to one of them (in Python, fix value_columns or pass None for every column but the timestamp)."
         )
     if timestamp_column in selected:
         raise InputDataError(
@@ -254,7 +254,7 @@ def _separator_hint(columns: list[str], sep: str) -> str:
     for candidate in _COMMON_SEPARATORS:
         if candidate != sep and any(candidate in column for column in columns):
             return (
-                f" The header contains {candidate!r}: pass sep={candidate!r} if that is the "
+                f" The header contains {candidate!r}: set data.sep={candidate!r} (sep in Python) if that is the "
                 "separator."
             )
     return ""

@@ -77,6 +77,7 @@ def plot_curves(
     n_curves: int = 50,
     seed: int = 0,
     step_label: str = "step",
+    value_label: str = "value",
 ) -> Path:
     """Draw random original and avatar segments in two panels with a shared y axis.
 
@@ -104,7 +105,7 @@ def plot_curves(
         ax.plot(steps, shown.T, color=color, linewidth=0.6, alpha=0.35)
         ax.set_title(f"{kind} segments ({shown.shape[0]} of {segments.shape[0]})")
         ax.set_xlabel(step_label)
-    axes[0].set_ylabel("value")
+    axes[0].set_ylabel(value_label)
     return _save_png(figure, target)
 
 
@@ -185,6 +186,7 @@ def plot_explained_variance(ratio: np.ndarray, path: str | os.PathLike[str]) -> 
     ax.set_xlabel("FPCA component")
     ax.set_ylabel("explained variance (%)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0.4, ratio.shape[0] + 0.6)
 
     cumulative_ax = ax.twinx()
     cumulative_ax.plot(components, cumulative, color="black", marker="o", markersize=3,

@@ -335,7 +335,7 @@ def _timings(timings: Mapping[str, Any]) -> list[str]:
         if isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
     ]
     if "total" not in timings and numbers:
-        rows.append(["Total (sum of stages)", float(sum(numbers))])
+        rows.append(["Total of these stages (writing files not included)", float(sum(numbers))])
     return ["### Timings", "", *_table(["Stage", "Seconds"], rows, align=["l", "r"]), ""]
 
 
@@ -354,7 +354,10 @@ def _run(metrics: Mapping[str, Any]) -> list[str]:
     if timings:
         lines += _timings(timings)
     if environment:
-        rows = [[key, value] for key, value in environment.items()]
+        rows = [[key, value] for key, value in environment.items() if not isinstance(value, Mapping)]
+        for key, value in environment.items():
+            if isinstance(value, Mapping):
+                rows += [[f"{key}: {name}", version] for name, version in value.items()]
         lines += ["### Environment", "", *_table(["Item", "Value"], rows), ""]
     if outputs:
         lines += ["### Outputs", ""]
