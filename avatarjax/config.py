@@ -258,9 +258,10 @@ class AnalysisConfig:
     """One training stretch of the validation, assumed free of anomalies, and its test period."""
 
     name: str = "main"
-    # Timestamps parsed by pandas; the stretch is [train_start, train_end).
-    train_start: str = "2013-12-18"
-    train_end: str = "2014-01-17"
+    # Timestamps parsed by pandas; the stretch is [train_start, train_end), null meaning
+    # the start or the end of the series.
+    train_start: Optional[str] = "2013-12-18"
+    train_end: Optional[str] = "2014-01-17"
     # Test period [test_start, test_end); null means the whole series. Training steps never count as test steps.
     test_start: Optional[str] = None
     test_end: Optional[str] = None

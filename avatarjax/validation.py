@@ -1,0 +1,228 @@
+"""Downstream validation: do anomaly detectors trained on avatars score real data like the originals'?
+
+Protocol of one analysis, in order:
+1. Cut the training stretch (assumed free of anomalies) into sliding windows of one period,
+   BEFORE anonymization, and anonymize exactly those windows.
+2. Fit one standardization on the original training windows; it serves both models and
+   every scored window.
+3. Train a seed ensemble on the original windows and one on the released avatar windows,
+   with the same architecture, hyperparameters and initial parameters per seed.
+4. Score every window of the whole real series with both ensembles and average the window
+   errors onto time steps; the test steps are those outside the training stretch.
+5. Compare: reconstruction errors, correlations, normalized differences outside the
+   original model's interval, alerts per month and the labelled anomaly windows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from avatarjax.config import AnalysisConfig, AnonymizeConfig, SegmentationConfig, ValidateConfig
+from avatarjax.data.loading import SensorSeries
+from avatarjax.detection import comparison
+from avatarjax.detection.model import ConvAutoencoder, Standardization
+from avatarjax.detection.scoring import seed_mean_and_interval, time_step_scores, window_errors
+from avatarjax.detection.training import TrainedEnsemble, train_ensemble
+from avatarjax.errors import InputDataError
+from avatarjax.pipeline import AnonymizationResult, anonymize_series, load_configured_series
+from avatarjax.segmentation import sliding_windows, window_steps
+
+logger = logging.getLogger(__name__)
+
+MODELS = ("original", "avatar")
+
+
+@dataclass
+class AnalysisResult:
+    """Everything one analysis measured; arrays are per time step of the whole series."""
+
+    name: str
+    config: AnalysisConfig
+    anonymization: AnonymizationResult
+    ensembles: dict[str, TrainedEnsemble]
+    timestamps: np.ndarray
+    signal: np.ndarray
+    train_mask: np.ndarray
+    test_mask: np.ndarray
+    scores: dict[str, dict[str, np.ndarray]]  # model -> {"mean", "low", "high"}
+    thresholds: dict[str, float]
+    metrics: dict = field(default_factory=dict)
+
+
+def restrict(series: SensorSeries, start: str | None, end: str | None) -> SensorSeries:
+    """Return the part of a series in [start, end), keeping its cleaning report and pieces."""
+    times = series.timestamps
+    first = times[0] if start is None else np.datetime64(pd.Timestamp(start))
+    stop = times[-1] + series.period if end is None else np.datetime64(pd.Timestamp(end))
+    if first >= stop:
+        raise InputDataError(f"the period [{start}, {end}) is empty; its start must come before its end.")
+    if first > times[-1] or stop <= times[0]:
+        raise InputDataError(
+            f"the period [{start}, {end}) lies outside the series ({times[0]} to {times[-1]}); "
+            f"choose dates inside it."
+        )
+    keep = np.nonzero((times >= first) & (times < stop))[0]
+    low, high = int(keep[0]), int(keep[-1]) + 1
+    pieces = tuple((max(a, low) - low, min(b, high) - low) for a, b in series.pieces if min(b, high) > max(a, low))
+    return SensorSeries(timestamps=times[low:high], values=series.values[low:high], columns=series.columns,
+                        period=series.period, pieces=pieces, report=series.report, source=series.source)
+
+
+def load_labels(labels: str | None, data_name: str, data_path: str | None) -> list[tuple[str, str]]:
+    """Return the labelled anomaly windows [(start, end), ...] of the dataset, or an empty list."""
+    if labels is None:
+        return []
+    if labels == "nab":
+        if data_path:
+            logger.warning("labels=nab applies to the bundled datasets only; %s has no labels.", data_path)
+            return []
+        text = (resources.files("avatarjax.data") / "nab" / "combined_windows.json").read_text()
+        return [tuple(pair) for pair in json.loads(text).get(f"realKnownCause/{data_name}.csv", [])]
+    path = Path(labels)
+    if not path.exists():
+        raise InputDataError(f"labels file {labels} not found; give a JSON list of [start, end] pairs, 'nab' or null.")
+    return [tuple(pair) for pair in json.loads(path.read_text())]
+
+
+def _anonymize_training(train: SensorSeries, cfg: ValidateConfig) -> AnonymizationResult:
+    anonymize_cfg = AnonymizeConfig(
+        data=cfg.data, projection=cfg.projection, avatar=cfg.avatar,
+        segmentation=SegmentationConfig(method="sliding", window=cfg.detector.window,
+                                        stride=cfg.detector.train_stride),
+    )
+    return anonymize_series(train, anonymize_cfg)
+
+
+def _train_models(anonymization: AnonymizationResult, scale: Standardization, cfg: ValidateConfig,
+                  progress: bool | None) -> dict[str, TrainedEnsemble]:
+    detector = cfg.detector
+    model = ConvAutoencoder(channels=tuple(detector.channels), kernel_size=detector.kernel_size,
+                            latent_channels=detector.latent_channels)
+    training_sets = {"original": anonymization.original_segments, "avatar": anonymization.released_segments}
+    return {
+        name: train_ensemble(scale.apply(windows), model, seeds=detector.seeds, epochs=detector.epochs,
+                             batch_size=detector.batch_size, learning_rate=detector.learning_rate,
+                             seed_offset=cfg.avatar.seed, label=f"{name} model", progress=progress)
+        for name, windows in training_sets.items()
+    }
+
+
+def reconstruction_table(ensembles, scale: Standardization, anonymization: AnonymizationResult) -> list[dict]:
+    """Mean window MSE (standardized units) of each model on each training set, mean and spread over seeds."""
+    cases = [("original", "original", anonymization.original_segments),
+             ("avatar", "original", anonymization.original_segments),
+             ("avatar", "avatar", anonymization.released_segments),
+             ("original", "avatar", anonymization.released_segments)]
+    rows = []
+    for model, data, windows in cases:
+        per_seed = window_errors(ensembles[model], scale.apply(windows)).mean(axis=1)
+        rows.append({"model": model, "data": data, "mse": float(per_seed.mean()),
+                     "mse_seed_std": float(per_seed.std(ddof=1)) if per_seed.size > 1 else 0.0})
+    return rows
+
+
+def run_analysis(series: SensorSeries, analysis: AnalysisConfig, cfg: ValidateConfig,
+                 labels: list[tuple[str, str]], progress: bool | None = None) -> AnalysisResult:
+    """Run the whole protocol for one training stretch."""
+    window = window_steps(cfg.detector.window, series.period)
+
+    # 1. Windows of the training stretch, anonymized.
+    train = restrict(series, analysis.train_start, analysis.train_end)
+    logger.info("Analysis %s: training stretch %s to %s, %d steps.", analysis.name, train.timestamps[0],
+                train.timestamps[-1], train.timestamps.size)
+    anonymization = _anonymize_training(train, cfg)
+
+    # 2-3. One standardization, two ensembles.
+    scale = Standardization.fit(anonymization.original_segments)
+    ensembles = _train_models(anonymization, scale, cfg, progress)
+
+    # 4. Scores of every real window, averaged onto time steps.
+    all_windows = sliding_windows(series, window, stride=1)
+    standardized = scale.apply(all_windows.values[:, :, 0])
+    n_steps = series.timestamps.size
+    scores, thresholds = {}, {}
+    training_sets = {"original": anonymization.original_segments, "avatar": anonymization.released_segments}
+    for name, ensemble in ensembles.items():
+        per_seed = time_step_scores(window_errors(ensemble, standardized), all_windows.start_index, window, n_steps)
+        mean, low, high = seed_mean_and_interval(per_seed)
+        scores[name] = {"mean": mean, "low": low, "high": high}
+        own_errors = window_errors(ensemble, scale.apply(training_sets[name])).mean(axis=0)
+        thresholds[name] = float(np.percentile(own_errors, cfg.detector.alert_percentile))
+
+    times = series.timestamps
+    train_mask = (times >= train.timestamps[0]) & (times <= train.timestamps[-1])
+    test_period = restrict(series, analysis.test_start, analysis.test_end).timestamps
+    test_mask = (times >= test_period[0]) & (times <= test_period[-1]) & ~train_mask
+    test_mask &= np.isfinite(scores["original"]["mean"])
+    if not test_mask.any():
+        raise InputDataError(
+            f"analysis {analysis.name} has no test step with a full window outside the training stretch; "
+            f"widen the test period to at least one window ({cfg.detector.window})."
+        )
+
+    # 5. Comparison of the two models on the test steps.
+    means = {name: scores[name]["mean"] for name in MODELS}
+    outside = comparison.outside_interval_differences(test_mask, scores["original"]["mean"],
+                                                      scores["original"]["low"], scores["original"]["high"],
+                                                      scores["avatar"]["mean"])
+    metrics = {
+        "training": {"start": str(train.timestamps[0]), "end": str(train.timestamps[-1]),
+                     "windows": anonymization.segments.n_segments, "window_steps": window,
+                     "standardization": {"mean": scale.mean, "std": scale.std}},
+        "test_steps": int(test_mask.sum()),
+        "reconstruction_error": reconstruction_table(ensembles, scale, anonymization),
+        "correlation": comparison.correlations(times, test_mask, means["original"], means["avatar"]),
+        "outside_interval": {key: value for key, value in outside.items() if key != "differences"},
+        "thresholds": thresholds,
+        "alerts_per_month": comparison.alerts_per_month(times, test_mask, means, thresholds),
+        "labelled_windows": comparison.labelled_windows(times, labels, means, thresholds),
+        "final_training_loss": {name: ensembles[name].epoch_loss[:, -1].tolist() for name in MODELS},
+        "privacy": anonymization.metrics["privacy"],
+        "utility": anonymization.metrics["utility"],
+    }
+    metrics["conclusions"] = conclusions(metrics)
+    result = AnalysisResult(name=analysis.name, config=analysis, anonymization=anonymization, ensembles=ensembles,
+                            timestamps=times, signal=series.values[:, 0], train_mask=train_mask,
+                            test_mask=test_mask, scores=scores, thresholds=thresholds, metrics=metrics)
+    result.metrics["normalized_differences"] = outside["differences"]
+    return result
+
+
+# Rules that turn one analysis into yes/no conclusions, so two analyses can be compared.
+CORRELATION_AGREEMENT = 0.7
+FALSE_NEGATIVE_SHARE = 0.01
+
+
+def conclusions(metrics: dict) -> dict:
+    """Summarize an analysis as yes/no statements that a second analysis should reproduce."""
+    total = {name: sum(row[name]["alerts"] for row in metrics["alerts_per_month"].values()) for name in MODELS}
+    false_negative = metrics["outside_interval"]["classes"]["false_negative_risk"]
+    return {
+        f"scores correlate (overall Pearson >= {CORRELATION_AGREEMENT})":
+            bool(metrics["correlation"]["overall"] >= CORRELATION_AGREEMENT),
+        "avatar model raises more alerts than the original model": bool(total["avatar"] > total["original"]),
+        f"false-negative risk steps below {FALSE_NEGATIVE_SHARE:.0%} of test steps":
+            bool(false_negative < FALSE_NEGATIVE_SHARE * metrics["test_steps"]),
+    }
+
+
+def validate(cfg: ValidateConfig, progress: bool | None = None) -> list[AnalysisResult]:
+    """Run every configured analysis on the configured series."""
+    series = load_configured_series(cfg.data)
+    labels = load_labels(cfg.labels, cfg.data.name, cfg.data.path)
+    return [run_analysis(series, analysis, cfg, labels, progress) for analysis in cfg.analyses]
+
+
+def agreement(results: list[AnalysisResult]) -> dict:
+    """Say, per conclusion, whether every analysis reached the same answer."""
+    if len(results) < 2:
+        return {}
+    keys = results[0].metrics["conclusions"].keys()
+    return {key: len({result.metrics["conclusions"][key] for result in results}) == 1 for key in keys}
