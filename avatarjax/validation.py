@@ -8,7 +8,7 @@ Protocol of one analysis, in order:
 3. Train a seed ensemble on the original windows and one on the released avatar windows,
    with the same architecture, hyperparameters and initial parameters per seed.
 4. Score every window of the whole real series with both ensembles and average the window
-   errors onto time steps; the test steps are those outside the training stretch.
+   errors onto time steps. The test steps are those outside the training stretch.
 5. Compare: reconstruction errors, correlations, normalized differences outside the
    original model's interval, alerts per month and the labelled anomaly windows.
 """
@@ -153,8 +153,9 @@ def run_analysis(series: SensorSeries, analysis: AnalysisConfig, cfg: ValidateCo
         per_seed = time_step_scores(window_errors(ensemble, standardized), all_windows.start_index, window, n_steps)
         mean, low, high = seed_mean_and_interval(per_seed)
         scores[name] = {"mean": mean, "low": low, "high": high}
-        own_errors = window_errors(ensemble, scale.apply(training_sets[name])).mean(axis=0)
-        thresholds[name] = float(np.percentile(own_errors, cfg.detector.alert_percentile))
+        threshold_source = "original" if cfg.detector.threshold_windows == "original" else name
+        threshold_errors = window_errors(ensemble, scale.apply(training_sets[threshold_source])).mean(axis=0)
+        thresholds[name] = float(np.percentile(threshold_errors, cfg.detector.alert_percentile))
 
     times = series.timestamps
     train_mask = (times >= train.timestamps[0]) & (times <= train.timestamps[-1])
@@ -221,7 +222,7 @@ def validate(cfg: ValidateConfig, progress: bool | None = None) -> list[Analysis
 
 
 def agreement(results: list[AnalysisResult]) -> dict:
-    """Say, per conclusion, whether every analysis reached the same answer."""
+    """Return, per conclusion, whether every analysis reached the same yes or no."""
     if len(results) < 2:
         return {}
     keys = results[0].metrics["conclusions"].keys()

@@ -78,6 +78,7 @@ def run_facts(cfg: ValidateConfig) -> dict:
         "epochs": detector.epochs,
         "seeds": detector.seeds,
         "alert_percentile": detector.alert_percentile,
+        "threshold_windows": detector.threshold_windows,
         "projection": projection.method,
         "ncp": projection.ncp,
         "variance_share": projection.variance_share,

@@ -89,3 +89,38 @@ def test_csv_without_path_rejected():
 def test_invalid_window_rejected_before_loading(window):
     with pytest.raises(ConfigError, match="segmentation.window"):
         validate(compose_anonymize([f"segmentation.window={window}"]))
+
+
+def compose_validate(overrides=()):
+    register_configs()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name="validate", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml")))
+def test_every_experiment_composes(experiment):
+    from avatarjax.config import ValidateConfig, validate_detector_config
+
+    assert isinstance(validate_detector_config(compose_validate([f"experiment={experiment}"])), ValidateConfig)
+
+
+def test_white_paper_analyses():
+    from avatarjax.config import validate_detector_config
+
+    config = validate_detector_config(compose_validate(["experiment=white_paper"]))
+    assert [analysis.name for analysis in config.analyses] == ["main", "second"]
+    assert config.detector.train_stride == 1
+    assert config.detector.seeds == 10
+
+
+@pytest.mark.parametrize("override,message", [
+    ("detector.threshold_windows=both", "detector.threshold_windows='both'"),
+    ("detector.epochs=0", "detector.epochs=0"),
+    ("detector.learning_rate=0", "detector.learning_rate=0"),
+    ("detector.window=abc", "detector.window='abc'"),
+])
+def test_invalid_detector_values_rejected(override, message):
+    from avatarjax.config import validate_detector_config
+
+    with pytest.raises(ConfigError, match=message):
+        validate_detector_config(compose_validate([override]))

@@ -46,8 +46,8 @@ def time_step_scores(errors: np.ndarray, starts: np.ndarray, window: int, n_step
     errors = np.atleast_2d(errors)
     total = np.zeros((errors.shape[0], n_steps + 1))
     count = np.zeros(n_steps + 1)
-    # Add each window's error at its first step and remove it after its last; a cumulative
-    # sum then gives, per step, the sum over the windows containing it.
+    # Each window's error is added at its first step and removed after its last, so a
+    # cumulative sum gives, per step, the sum over the windows containing it.
     np.add.at(total, (slice(None), starts), errors)
     np.add.at(total, (slice(None), starts + window), -errors)
     np.add.at(count, starts, 1.0)

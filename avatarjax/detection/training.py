@@ -2,7 +2,7 @@
 
 Every seed has its own initialization and its own minibatch order, both drawn from its PRNG
 key. One optimization step of all seeds is one jitted call over the stacked parameters and
-optimizer states; a Python loop over steps drives the progress bar and the NaN check.
+optimizer states. A Python loop over steps only drives the progress bar and the NaN check.
 Loss: mean squared error of the standardized windows. Minibatches are a random permutation
 per epoch, and the last incomplete batch is left out.
 
@@ -143,6 +143,7 @@ def train_ensemble(windows: np.ndarray, model: ConvAutoencoder, *, seeds: int, e
                 f"training {label} stopped at epoch {epoch + 1}: the loss of seeds {bad} is {loss[bad].tolist()}; "
                 f"check the training windows for missing values or lower detector.learning_rate (now {learning_rate})."
             )
-        logger.debug("%s epoch %d: mean loss %.5f", label, epoch + 1, float(loss.mean()))
+        # Logged at INFO so that runs without a terminal, where the bar is hidden, show progress.
+        logger.info("%s: epoch %d of %d, mean training MSE %.4f", label, epoch + 1, epochs, float(loss.mean()))
     bar.close()
     return TrainedEnsemble(model=model, params=state[0], epoch_loss=np.stack(losses, axis=1), seed_mode=seed_mode)

@@ -265,8 +265,10 @@ def _alerts(metrics: Mapping[str, Any], run: Mapping[str, Any], numbers: _Number
     percentile = format_number(run.get("alert_percentile", 99.0))
     thresholds = metrics.get("thresholds") or {}
     per_month = (totals["avatar"] - totals["original"]) / len(months)
-    lines += [f"Threshold of each model: percentile {percentile} of its window errors on its own training "
-              f"windows ({format_number(thresholds.get('original'))} for the original model, "
+    source = ("the original training windows, for both models" if run.get("threshold_windows", "original") == "original"
+              else "its own training windows (avatar windows for the avatar model)")
+    lines += [f"Threshold of each model: percentile {percentile} of its window errors on {source} "
+              f"({format_number(thresholds.get('original'))} for the original model, "
               f"{format_number(thresholds.get('avatar'))} for the avatar model). A test step is an alert when "
               f"its mean score is greater than the threshold. Here the avatar model raised "
               f"{format_number(per_month)} more alerts per month than the original model, on average over "
