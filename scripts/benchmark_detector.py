@@ -5,26 +5,27 @@ Usage: `python scripts/benchmark_detector.py [--quick] [--output PATH]`.
 Everything runs in this one process, one measurement after the other, never at the same time:
 
 1. One Adam step (MSE loss) of the default ConvAutoencoder (DetectorConfig: channels 8, 16, 32,
-   kernel 5, latent 4) on a batch of 256 windows of 288 steps: a jax.jit step of the flax
-   model against the same architecture written with torch.nn.Conv1d and run eagerly. Both
-   take 3 warm-up steps, then the median of 20 timed steps is reported. The flax compile time
-   (trace, lowering and XLA compilation) is measured on its own, ahead of time.
+   kernel 5, latent 4) on a batch of 256 windows of 288 steps. A jax.jit step of the flax
+   model is compared with the same architecture written with torch.nn.Conv1d and run
+   eagerly. Both take 3 warm-up steps, then the median of 20 timed steps is reported. The
+   flax compile time (trace, lowering and XLA compilation) is measured on its own, ahead of
+   time.
 2. One epoch of a 10-seed ensemble on 4096 windows (16 steps of 256) through
    `train_ensemble`: (a) seed_mode="vmap", (b) seed_mode="unroll", (c) a Python loop of 10
-   single-seed calls. Each runs twice; the second run is the reported time, and the first,
+   single-seed calls. Each runs twice. The second run is the reported time, and the first,
    which includes compilation, is reported too.
-3. Two measurements that explain part 2 on CPU: a vmapped 10-seed step against 10 single
-   steps (vmap turns each convolution into a grouped convolution), and one epoch as a
-   lax.scan (one XLA while loop) against the same steps as separate jitted calls.
+3. Two measurements that explain part 2 on CPU. A vmapped 10-seed step is compared with 10
+   single steps, because vmap turns each convolution into a grouped convolution. One epoch
+   as a lax.scan (one XLA while loop) is compared with the same steps as separate jitted calls.
 
 The windows are standard normal noise from numpy default_rng(0), because the cost of a
 convolution does not depend on the values. PyTorch is optional: without it, the PyTorch row
 is skipped and the script prints how to install it.
 
 The Markdown report goes to stdout and to --output (default
-benchmarks/results/detector_latest.md), with a JSON record of the same name next to it;
---quick writes benchmarks/results/quick_detector.md and .json instead. docs/benchmark_detector.md
-describes the measurements and the recorded results.
+benchmarks/results/detector_latest.md), with a JSON record of the same name next to it.
+--quick writes benchmarks/results/quick_detector.md and .json instead.
+docs/benchmark_detector.md describes the measurements and the recorded results.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-# benchmark_pipeline.py sits next to this file; Python puts the script's folder on sys.path
-# only when the file runs as a script, so add it for imports from elsewhere (tests, notebooks).
+# benchmark_pipeline.py is in the folder of this file. Python puts that folder on sys.path only
+# when the file runs as a script, so add it for imports from elsewhere (tests, notebooks).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark_pipeline import busy_cpu_seconds, cpu_model, own_cpu_seconds, write_atomic  # noqa: E402
 
@@ -54,9 +55,10 @@ logger = logging.getLogger("avatarjax.benchmark")
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPOSITORY_ROOT / "benchmarks" / "results" / "detector_latest.md"
 QUICK_OUTPUT = REPOSITORY_ROOT / "benchmarks" / "results" / "quick_detector.md"
-TORCH_INSTALL_HINT = ".venv/bin/pip install torch==2.13.0  (or: .venv/bin/pip install -e \".[torch]\")"
+# The `torch` extra of pyproject.toml pins the same version.
+TORCH_INSTALL_COMMAND = ".venv/bin/pip install torch==2.13.0"
 DATA_SEED = 0  # numpy default_rng seed of the windows
-LEARNING_RATE = 1e-3  # DetectorConfig default; both frameworks use Adam with eps 1e-8
+LEARNING_RATE = 1e-3  # DetectorConfig default. Both frameworks use Adam with their default eps of 1e-8.
 VMAP_SPEEDUP_TARGET = 3.0  # the sequential loop's time over the vmapped ensemble's time
 
 
@@ -67,8 +69,8 @@ class Sizes:
     window_length: int  # steps per window
     batch_size: int  # windows per step
     warmup_steps: int  # untimed steps before the timed ones, per framework
-    timed_steps: int  # timed steps of part 1; the median is reported
-    ensemble_windows: int  # training windows of part 2; one epoch is ensemble_windows // batch_size steps
+    timed_steps: int  # timed steps of part 1, whose median is reported
+    ensemble_windows: int  # training windows of part 2, so one epoch is ensemble_windows // batch_size steps
     seeds: int  # models of the ensemble
     vmapped_step_repeats: int  # timed calls of the vmapped step in part 3
 
@@ -79,7 +81,8 @@ class Sizes:
 
 FULL_SIZES = Sizes(window_length=288, batch_size=256, warmup_steps=3, timed_steps=20, ensemble_windows=4096,
                    seeds=10, vmapped_step_repeats=5)
-# Tiny sizes that check every code path in seconds; their timings mean nothing.
+# Tiny sizes that run every code path. The timings mean nothing. On a 2-core CPU the run takes
+# about a minute, nearly all of it compilation.
 QUICK_SIZES = Sizes(window_length=64, batch_size=32, warmup_steps=1, timed_steps=5, ensemble_windows=128,
                     seeds=3, vmapped_step_repeats=2)
 
@@ -175,7 +178,7 @@ def copy_flax_parameters(flax_params: dict, torch_model) -> None:
         for name, conv in zip(names, convolutions):
             kernel = np.asarray(layers[name]["kernel"]).transpose(2, 1, 0)
             conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel)))
-            conv.bias.copy_(torch.from_numpy(np.asarray(layers[name]["bias"])))
+            conv.bias.copy_(torch.from_numpy(np.array(layers[name]["bias"])))
 
 
 # --------------------------------------------------------------------------- part 1: one step
@@ -185,23 +188,28 @@ def median_ms(seconds: list[float]) -> float:
     return statistics.median(seconds) * 1e3
 
 
-def time_calls(call, warmup: int, repeats: int) -> list[float]:
-    """Run call() warmup times untimed, then repeats times; return the wall seconds of each timed call.
+def time_calls(call, warmup: int, repeats: int) -> tuple[list[float], float]:
+    """Run call() warmup times untimed, then repeats times.
 
-    call() must wait for its own results, so that each time covers the whole computation.
+    Return the wall seconds of each timed call, and the CPU seconds this process used per
+    wall second over all timed calls (2.0 means two cores busy, including threads that spin
+    while they wait). call() must wait for its own results, so that each time covers the
+    whole computation.
     """
     for _ in range(warmup):
         call()
     seconds = []
+    cpu_before, wall_before = own_cpu_seconds(), time.perf_counter()
     for _ in range(repeats):
         start = time.perf_counter()
         call()
         seconds.append(time.perf_counter() - start)
-    return seconds
+    busy_cores = (own_cpu_seconds() - cpu_before) / (time.perf_counter() - wall_before)
+    return seconds, busy_cores
 
 
 def make_flax_step(model, optimizer):
-    """Return train_step(state, batch) -> (state, loss) for one model; state = (params, opt_state)."""
+    """Return train_step(state, batch) -> (state, loss) for one model, where state = (params, opt_state)."""
     import jax
     import jax.numpy as jnp
     import optax
@@ -219,7 +227,7 @@ def make_flax_step(model, optimizer):
 
 
 def compile_ahead(function, *arguments) -> tuple[object, float, str]:
-    """jit, lower and compile function for these arguments; return (executable, seconds, StableHLO text).
+    """Compile function with jax.jit for these arguments and return (executable, seconds, StableHLO text).
 
     The executable donates its first argument (the training state), as train_ensemble's step does.
     """
@@ -232,7 +240,7 @@ def compile_ahead(function, *arguments) -> tuple[object, float, str]:
 
 
 def fresh_state(params, optimizer) -> tuple:
-    """Return (copy of params, new optimizer state); the copy keeps params alive when a step donates its state."""
+    """Return (copy of params, new optimizer state), so that params outlive a step that donates its state."""
     import jax
     import jax.numpy as jnp
 
@@ -247,7 +255,7 @@ def parameter_count(tree) -> int:
 
 
 def measure_flax_step(model, windows: np.ndarray, sizes: Sizes) -> dict:
-    """Time one jitted Adam step of the flax model; each call takes the next batch of windows."""
+    """Time one jitted Adam step of the flax model, where each call takes the next batch of windows."""
     import jax
     import optax
 
@@ -265,9 +273,9 @@ def measure_flax_step(model, windows: np.ndarray, sizes: Sizes) -> dict:
         loss.block_until_ready()
         calls += 1
 
-    seconds = time_calls(call, sizes.warmup_steps, sizes.timed_steps)
+    seconds, busy_cores = time_calls(call, sizes.warmup_steps, sizes.timed_steps)
     return {"median_ms": median_ms(seconds), "min_ms": min(seconds) * 1e3, "max_ms": max(seconds) * 1e3,
-            "compile_s": compile_s, "parameters": parameter_count(params), "step_seconds": seconds}
+            "busy_cores": busy_cores, "compile_s": compile_s, "parameters": parameter_count(params), "step_seconds": seconds}
 
 
 def measure_torch_step(flax_model, windows: np.ndarray, sizes: Sizes, threads: int) -> dict:
@@ -307,9 +315,9 @@ def measure_torch_step(flax_model, windows: np.ndarray, sizes: Sizes, threads: i
         optimizer.step()
         calls += 1
 
-    seconds = time_calls(call, sizes.warmup_steps, sizes.timed_steps)
+    seconds, busy_cores = time_calls(call, sizes.warmup_steps, sizes.timed_steps)
     return {"median_ms": median_ms(seconds), "min_ms": min(seconds) * 1e3, "max_ms": max(seconds) * 1e3,
-            "parameters": sum(parameter.numel() for parameter in torch_model.parameters()),
+            "busy_cores": busy_cores, "parameters": sum(parameter.numel() for parameter in torch_model.parameters()),
             "threads": torch.get_num_threads(), "max_output_difference": output_difference,
             "step_seconds": seconds}
 
@@ -318,7 +326,7 @@ def measure_torch_step(flax_model, windows: np.ndarray, sizes: Sizes, threads: i
 
 
 def run_ensemble(mode: str, model, windows: np.ndarray, sizes: Sizes) -> tuple[float, np.ndarray]:
-    """Train one epoch of the seed ensemble in one mode; return (wall seconds, epoch loss per seed).
+    """Train one epoch of the seed ensemble in one mode and return (wall seconds, epoch loss per seed).
 
     mode "vmap" and "unroll" are one train_ensemble call with that seed_mode. mode "loop" makes
     one single-seed call per seed, with seed_offset s so that seed s gets the same PRNG key as
@@ -345,7 +353,7 @@ def run_ensemble(mode: str, model, windows: np.ndarray, sizes: Sizes) -> tuple[f
 
 
 def measure_ensemble(model, windows: np.ndarray, sizes: Sizes) -> dict:
-    """Run each ensemble mode twice; the first run includes jit tracing and XLA compilation."""
+    """Run each ensemble mode twice. The first run includes jit tracing and XLA compilation."""
     results, losses = {}, {}
     for mode in ("vmap", "unroll", "loop"):
         logger.info("ensemble mode %s: first run (compiles), then the timed second run", mode)
@@ -354,7 +362,7 @@ def measure_ensemble(model, windows: np.ndarray, sizes: Sizes) -> dict:
         results[mode] = {"first_s": first_s, "second_s": second_s,
                          "per_step_ms": second_s / sizes.epoch_steps * 1e3}
     # All three modes train the same seeds on the same batches, so their losses must agree up
-    # to float rounding; a larger difference would mean the modes do not compute the same thing.
+    # to float rounding. A larger difference would mean that the modes compute different things.
     results["max_loss_difference"] = {
         mode: float(np.max(np.abs(losses[mode] - losses["loop"]))) for mode in ("vmap", "unroll")}
     return results
@@ -389,7 +397,7 @@ def measure_causes(model, windows: np.ndarray, sizes: Sizes, single_step_ms: flo
         state, loss = vmapped(state, seed_batches)
         loss.block_until_ready()
 
-    vmapped_seconds = time_calls(vmapped_call, 1, sizes.vmapped_step_repeats)
+    vmapped_seconds, _ = time_calls(vmapped_call, 1, sizes.vmapped_step_repeats)
     group_counts = [int(count) for count in re.findall(r"feature_group_count = (\d+)", vmapped_text)]
 
     # One epoch as one lax.scan against the same steps as separate calls of one jitted step.
@@ -508,22 +516,25 @@ def build_report(record: dict) -> str:
         f"Median of {sizes.timed_steps} timed steps after {sizes.warmup_steps} warm-up "
         f"step{'s' if sizes.warmup_steps != 1 else ''}, on the same windows in both frameworks.",
         "",
-        "| implementation | median (ms) | min (ms) | max (ms) | compile (s) | parameters |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| implementation | median (ms) | min (ms) | max (ms) | busy cores | compile (s) | parameters |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         f"| flax, jax.jit | {format_ms(flax_step['median_ms'])} | {format_ms(flax_step['min_ms'])} | "
-        f"{format_ms(flax_step['max_ms'])} | {format_s(flax_step['compile_s'])} | {flax_step['parameters']} |",
+        f"{format_ms(flax_step['max_ms'])} | {flax_step['busy_cores']:.2f} | {format_s(flax_step['compile_s'])} | "
+        f"{flax_step['parameters']} |",
     ]
     if torch_step:
         lines += [
             f"| PyTorch eager | {format_ms(torch_step['median_ms'])} | {format_ms(torch_step['min_ms'])} | "
-            f"{format_ms(torch_step['max_ms'])} | none | {torch_step['parameters']} |",
+            f"{format_ms(torch_step['max_ms'])} | {torch_step['busy_cores']:.2f} | none | "
+            f"{torch_step['parameters']} |",
             "",
             f"flax / PyTorch step time: {flax_step['median_ms'] / torch_step['median_ms']:.2f}. "
             f"With the flax initial weights copied in, the two models' outputs differ by at most "
             f"{torch_step['max_output_difference']:.1e}.",
         ]
     else:
-        lines += ["", f"PyTorch row skipped: torch is not installed. Install it with `{TORCH_INSTALL_HINT}`."]
+        lines += ["", f"PyTorch row skipped: torch is not installed. Install it with `{TORCH_INSTALL_COMMAND}`."]
+    lines += ["", "Busy cores: CPU seconds of this process per wall second during the timed steps."]
 
     loop_s = ensemble["loop"]["second_s"]
     lines += [
@@ -545,7 +556,9 @@ def build_report(record: dict) -> str:
         "",
         f"Ratios of second runs: (a)/(c) = {ensemble['vmap']['second_s'] / loop_s:.2f}, "
         f"(b)/(c) = {ensemble['unroll']['second_s'] / loop_s:.2f}. The epoch losses of (a) and (b) differ "
-        f"from those of (c) by at most {difference['vmap']:.1e} and {difference['unroll']:.1e}.",
+        f"from those of (c) by at most {difference['vmap']:.1e} and {difference['unroll']:.1e}. "
+        f"(a) runs first, so its first run also compiles the eager operations that (b) shares with it "
+        f"(parameter initialization, batch permutations).",
         "",
         "## Causes on this backend",
         "",
@@ -596,10 +609,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="smoke check with tiny sizes (window 64, batch 32, 3 seeds), a few seconds; "
+                        help="smoke check with tiny sizes (window 64, batch 32, 3 seeds), about a minute on a 2-core "
+                             "CPU, mostly compilation. It "
                              "writes benchmarks/results/quick_detector.md and .json unless --output is given")
     parser.add_argument("--output", type=Path, default=None,
-                        help="Markdown report path; the JSON record gets the same name with .json "
+                        help="Markdown report path. The JSON record gets the same name with .json "
                              "(default: benchmarks/results/detector_latest.md)")
     return parser.parse_args(argv)
 
@@ -610,7 +624,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # JAX logs every backend it fails to find (TPU, CUDA) at INFO, but only its warnings matter here.
     logging.getLogger("jax").setLevel(logging.WARNING)
-    # train_ensemble logs every epoch of every run; this benchmark reports its own times.
+    # train_ensemble logs every epoch of every run, but this benchmark reports its own times.
     logging.getLogger("avatarjax.detection.training").setLevel(logging.WARNING)
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     output = args.output or (QUICK_OUTPUT if args.quick else DEFAULT_OUTPUT)
@@ -635,12 +649,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import torch  # noqa: F401
     except ImportError:
-        logger.warning("torch is not installed, so the PyTorch row is skipped; install it with %s", TORCH_INSTALL_HINT)
+        logger.warning("torch is not installed, so the PyTorch row is skipped. Install it with: %s",
+                       TORCH_INSTALL_COMMAND)
     else:
         logger.info("part 1: one training step, PyTorch eager with %d threads", threads)
         step["torch"] = measure_torch_step(model, windows, sizes, threads)
         if step["torch"]["parameters"] != step["flax"]["parameters"]:
-            logger.error("parameter counts differ: flax %d, torch %d", step["flax"]["parameters"],
+            logger.error("parameter counts differ (flax %d, torch %d), so the PyTorch model is not the "
+                         "same architecture", step["flax"]["parameters"],
                          step["torch"]["parameters"])
     logger.info("parameters: flax %d, torch %s", step["flax"]["parameters"],
                 step["torch"]["parameters"] if "torch" in step else "not run")
