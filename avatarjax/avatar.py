@@ -50,8 +50,8 @@ def neighbour_weights(key, distances, method: str = "avatar") -> jax.Array:
     One key per individual is split from `key`, so the draw is a pure function of the key.
     """
     keys = jax.random.split(key, distances.shape[0])
-    one = _avatar_weights_one if method == "avatar" else _dirichlet_weights_one
-    return jax.vmap(one)(keys, jnp.asarray(distances, jnp.float32))
+    weights_for_one = _avatar_weights_one if method == "avatar" else _dirichlet_weights_one
+    return jax.vmap(weights_for_one)(keys, jnp.asarray(distances, jnp.float32))
 
 
 @jax.jit

@@ -2,7 +2,7 @@
 
 Hydra composes `conf/` into these dataclasses. OmegaConf rejects an unknown key or a value of
 the wrong type while composing. `validate` then builds the dataclasses, so every
-`__post_init__` rejects out-of-range values before any data is read. Defaults that change privacy say so where they are set.
+`__post_init__` rejects out-of-range values before any data is read. A default that changes privacy is marked where it is set.
 """
 
 from __future__ import annotations
@@ -229,17 +229,17 @@ class DetectorConfig:
     latent_channels: int = 4
     learning_rate: float = 1e-3
     batch_size: int = 256
-    # Expected cost on a 2-core CPU: about 40 ms per step of 256 windows and per seed
-    # (measured with the default channels), so one month of stride-1 windows costs about
-    # 1.3 s per epoch and per seed, for each of the two models.
+    # Expected cost on a 2-core CPU with the default channels: 26 to 40 ms per step of 256
+    # windows and per seed (scripts/benchmark_detector.py). One month of stride-1 windows
+    # therefore costs about 1 s per epoch, per seed and per model.
     epochs: int = 10
     seeds: int = 10
     # Alert threshold: this percentile of the model's window errors on the threshold windows.
     alert_percentile: float = 99.0
     # Threshold windows: "original" scores both models on the original training windows, so
     # their thresholds come from the same real data, as the data owner's comparison needs.
-    # "own" uses each model's own training windows, as a user holding only avatars would;
-    # avatars are smoother than the originals, so this gives the avatar model a lower threshold.
+    # "own" uses each model's own training windows, as a user holding only avatars would.
+    # Avatars are smoother than the originals, so "own" gives the avatar model a lower threshold.
     threshold_windows: str = "original"
 
     def __post_init__(self) -> None:

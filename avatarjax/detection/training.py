@@ -9,10 +9,11 @@ per epoch, and the last incomplete batch is left out.
 How the seeds share a step (`seed_mode`):
 - "vmap": `jax.vmap` over parameters, optimizer states and batches. A vmapped convolution
   becomes a grouped convolution, which accelerators run well.
-- "unroll": the step is written once per seed inside the same jitted program. On a 2-core
-  CPU, XLA ran the vmapped ten-seed step 3.2 to 4.2 times slower than ten single steps
-  (grouped convolutions), and an epoch as one `lax.scan` 11 to 16 times slower than separate
-  steps (scripts/benchmark_detector.py measures both), so this is the CPU default.
+- "unroll": the step is written once per seed inside the same jitted program. This is the
+  CPU default. On a 2-core CPU, XLA ran the vmapped ten-seed step 3.2 to 4.2 times slower
+  than ten single steps, because vmap turns each convolution into a grouped one. An epoch
+  as one `lax.scan` ran 11 to 16 times slower than separate steps. scripts/benchmark_detector.py
+  measures both.
 """
 
 from __future__ import annotations

@@ -111,17 +111,17 @@ def fit_fpca(curves, ncp: int | None = 20, variance_share: float | None = None,
     total = variance.sum()
     # A constant data set has no variance: every ratio is 0, not 0 / 0.
     ratio = variance / total if total > 0 else np.zeros_like(variance)
-    kept = _choose_ncp(ncp, variance_share, ratio, min(n - 1, n_points))
+    n_kept = _choose_ncp(ncp, variance_share, ratio, min(n - 1, n_points))
 
-    components = right[:kept] / sqrt_weights
+    components = right[:n_kept] / sqrt_weights
     peak = jnp.take_along_axis(components, jnp.argmax(jnp.abs(components), axis=1)[:, None], axis=1)
     components = components * jnp.where(peak < 0, -1.0, 1.0)
     return FPCA(
         mean=mean,
         components=components,
         weights=jnp.asarray(weights, dtype=jnp.float32),
-        explained_variance=jnp.asarray(variance[:kept], dtype=jnp.float32),
-        explained_variance_ratio=jnp.asarray(ratio[:kept], dtype=jnp.float32),
+        explained_variance=jnp.asarray(variance[:n_kept], dtype=jnp.float32),
+        explained_variance_ratio=jnp.asarray(ratio[:n_kept], dtype=jnp.float32),
     )
 
 
