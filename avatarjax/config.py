@@ -178,6 +178,30 @@ class ReportConfig:
         _require_at_least("report.n_curves", self.n_curves, 1)
 
 
+TRACKERS = ("none", "jsonl", "wandb")
+
+
+@dataclass
+class LoggerConfig:
+    """Experiment tracker that receives the run's config, environment, metrics, tables and figures."""
+
+    # "jsonl" appends events to tracking/events.jsonl in the run's output folder; "wandb" logs
+    # to Weights & Biases; "none" tracks nothing beyond metrics.json.
+    kind: str = "jsonl"
+    project: str = "avatarjax"
+    entity: Optional[str] = None
+    # W&B mode. "offline" keeps the run under the output folder until `wandb sync`; "online"
+    # needs network access and a login.
+    mode: str = "offline"
+    # Runs of one sweep share a group; null uses the sweep folder's name in a multirun.
+    group: Optional[str] = None
+    tags: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _require_choice("logger.kind", self.kind, TRACKERS)
+        _require_choice("logger.mode", self.mode, ("offline", "online"))
+
+
 @dataclass
 class AnonymizeConfig:
     data: DataConfig = field(default_factory=DataConfig)
@@ -186,6 +210,10 @@ class AnonymizeConfig:
     avatar: AvatarConfig = field(default_factory=AvatarConfig)
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    # Privacy: figures and tables that show original series reach the tracker only when this
+    # is true. The original-to-avatar link never does.
+    log_originals: bool = False
 
 
 def register_configs() -> None:
@@ -286,8 +314,17 @@ class ValidateConfig:
     # mapping to a list of [start, end] pairs, or null for none.
     labels: Optional[str] = "nab"
     report: ReportConfig = field(default_factory=ReportConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    # Privacy: see AnonymizeConfig.log_originals.
+    log_originals: bool = False
+    # Value the job returns to a Hydra sweeper such as Optuna (smaller is better):
+    # "score_correlation" uses 1 - the first analysis's overall score correlation,
+    # "hellinger" its Hellinger distance; each missed privacy target adds a penalty
+    # (avatarjax/sweeps/objective.py).
+    objective: str = "score_correlation"
 
     def __post_init__(self) -> None:
+        _require_choice("objective", self.objective, ("score_correlation", "hellinger"))
         if not self.analyses:
             raise ConfigError("analyses is empty; give at least one training stretch.")
         names = [analysis.name for analysis in self.analyses]

@@ -98,6 +98,7 @@ def write_outputs(result: AnonymizationResult, cfg: AnonymizeConfig, output_dir:
         report_dir = output_dir / "report"
         logger.info("Drawing the report's figures in %s.", report_dir)
         figures = write_figures(result, cfg, report_dir)
+        paths.update({f"figures/{name}": report_dir / relative for name, relative in figures.items()})
         paths["report"] = report_dir / "report.md"
         metrics["outputs"]["report"] = str(paths["report"].relative_to(output_dir))
         write_report(paths["report"], metrics, figures)

@@ -15,6 +15,8 @@ Protocol of one analysis, in order:
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -100,18 +102,53 @@ def _anonymize_training(train: SensorSeries, cfg: ValidateConfig) -> Anonymizati
     return anonymize_series(train, anonymize_cfg)
 
 
-def _train_models(anonymization: AnonymizationResult, scale: Standardization, cfg: ValidateConfig,
-                  progress: bool | None) -> dict[str, TrainedEnsemble]:
+# The original model of a training stretch does not depend on k, ncp or the avatar weights,
+# only on the original windows, the detector settings and the seed. A sweep run in one
+# process (Hydra's basic launcher) therefore trains and scores it once per seed and reuses
+# it; entries are keyed by a digest of everything the original model depends on.
+_ORIGINAL_MODELS: dict[str, tuple[TrainedEnsemble, np.ndarray]] = {}
+_ORIGINAL_MODELS_KEPT = 4
+
+
+def _original_model_key(windows: np.ndarray, scored: np.ndarray, cfg: ValidateConfig) -> str:
+    digest = hashlib.sha256()
+    for array in (windows, scored):
+        digest.update(str(array.shape).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update(json.dumps(dataclasses.asdict(cfg.detector), sort_keys=True).encode())
+    digest.update(str(cfg.avatar.seed).encode())
+    return digest.hexdigest()
+
+
+def _train(name: str, windows: np.ndarray, cfg: ValidateConfig, progress: bool | None) -> TrainedEnsemble:
     detector = cfg.detector
     model = ConvAutoencoder(channels=tuple(detector.channels), kernel_size=detector.kernel_size,
                             latent_channels=detector.latent_channels)
-    training_sets = {"original": anonymization.original_segments, "avatar": anonymization.released_segments}
-    return {
-        name: train_ensemble(scale.apply(windows), model, seeds=detector.seeds, epochs=detector.epochs,
-                             batch_size=detector.batch_size, learning_rate=detector.learning_rate,
-                             seed_offset=cfg.avatar.seed, label=f"{name} model", progress=progress)
-        for name, windows in training_sets.items()
-    }
+    return train_ensemble(windows, model, seeds=detector.seeds, epochs=detector.epochs,
+                          batch_size=detector.batch_size, learning_rate=detector.learning_rate,
+                          seed_offset=cfg.avatar.seed, label=f"{name} model", progress=progress)
+
+
+def _trained_and_scored(anonymization: AnonymizationResult, scale: Standardization, scored: np.ndarray,
+                        cfg: ValidateConfig, progress: bool | None):
+    """Train both ensembles and return them with their window errors (seeds, windows) on `scored`.
+
+    The original ensemble comes from the in-process cache when an earlier run trained it.
+    """
+    original_windows = scale.apply(anonymization.original_segments)
+    key = _original_model_key(original_windows, scored, cfg)
+    if key in _ORIGINAL_MODELS:
+        logger.info("Reusing the original model trained earlier in this process on the same windows and settings.")
+    else:
+        ensemble = _train("original", original_windows, cfg, progress)
+        while len(_ORIGINAL_MODELS) >= _ORIGINAL_MODELS_KEPT:
+            _ORIGINAL_MODELS.pop(next(iter(_ORIGINAL_MODELS)))
+        _ORIGINAL_MODELS[key] = (ensemble, window_errors(ensemble, scored))
+    original, original_errors = _ORIGINAL_MODELS[key]
+    avatar = _train("avatar", scale.apply(anonymization.released_segments), cfg, progress)
+    ensembles = {"original": original, "avatar": avatar}
+    errors = {"original": original_errors, "avatar": window_errors(avatar, scored)}
+    return ensembles, errors
 
 
 def reconstruction_table(ensembles, scale: Standardization, anonymization: AnonymizationResult) -> list[dict]:
@@ -141,16 +178,16 @@ def run_analysis(series: SensorSeries, analysis: AnalysisConfig, cfg: ValidateCo
 
     # 2-3. One standardization, two ensembles.
     scale = Standardization.fit(anonymization.original_segments)
-    ensembles = _train_models(anonymization, scale, cfg, progress)
-
-    # 4. Scores of every real window, averaged onto time steps.
     all_windows = sliding_windows(series, window, stride=1)
     standardized = scale.apply(all_windows.values[:, :, 0])
+    ensembles, errors = _trained_and_scored(anonymization, scale, standardized, cfg, progress)
+
+    # 4. Scores of every real window, averaged onto time steps.
     n_steps = series.timestamps.size
     scores, thresholds = {}, {}
     training_sets = {"original": anonymization.original_segments, "avatar": anonymization.released_segments}
     for name, ensemble in ensembles.items():
-        per_seed = time_step_scores(window_errors(ensemble, standardized), all_windows.start_index, window, n_steps)
+        per_seed = time_step_scores(errors[name], all_windows.start_index, window, n_steps)
         mean, low, high = seed_mean_and_interval(per_seed)
         scores[name] = {"mean": mean, "low": low, "high": high}
         threshold_source = "original" if cfg.detector.threshold_windows == "original" else name

@@ -26,6 +26,7 @@ from avatarjax.io import atomic_path, to_json_compatible, write_json_atomic, wri
 from avatarjax.provenance import environment
 from avatarjax.report.validation_figures import plot_analysis_figures
 from avatarjax.report.validation_markdown import render_validation_report
+from avatarjax.tracking.records import shareable_config
 from avatarjax.validation import MODELS, AnalysisResult
 
 logger = logging.getLogger(__name__)
@@ -110,14 +111,6 @@ def write_scores_csv(result: AnalysisResult, path: str | os.PathLike[str]) -> Pa
     return target
 
 
-def _shareable_config(cfg: ValidateConfig) -> dict:
-    """Return the config as a dict with data.path cut to its file name, which may name a site."""
-    config = dataclasses.asdict(cfg)
-    if config["data"].get("path"):
-        config["data"]["path"] = Path(config["data"]["path"]).name
-    return config
-
-
 def write_validation_outputs(
     results: Sequence[AnalysisResult],
     agreement: dict,
@@ -145,7 +138,7 @@ def write_validation_outputs(
         "run": run,
         "analyses": all_metrics,
         "agreement": agreement,
-        "config": _shareable_config(cfg),
+        "config": shareable_config(cfg),
         "environment": env,
     })
 

@@ -2,7 +2,8 @@
 
 Examples: `avatar.k=10`, `segmentation=fixed`, `projection.ncp=10`, `data=csv data.path=my.csv`.
 Writes release/avatars.csv (and .parquet), metrics.json and report/report.md under the run's
-output folder and prints their paths.
+output folder, sends the metrics and the shareable figures to the `logger` tracker and prints
+the paths.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def main(cfg: DictConfig) -> None:
     # JAX is imported only after the config is valid, so a typo fails in well under a second.
     from avatarjax.pipeline import anonymize
     from avatarjax.release import write_outputs
+    from avatarjax.tracking import tracker_for_hydra_job
+    from avatarjax.tracking.records import track_anonymization
 
     try:
         result = anonymize(config)
@@ -44,9 +47,13 @@ def main(cfg: DictConfig) -> None:
 
     output_dir = HydraConfig.get().runtime.output_dir
     paths = write_outputs(result, config, output_dir)
+    figures = {name.removeprefix("figures/"): path for name, path in paths.items() if name.startswith("figures/")}
+    with tracker_for_hydra_job("anonymize", config) as tracker:
+        track_anonymization(tracker, result.metrics, figures)
     print(f"Wrote the outputs of {result.segments.n_segments} segments under {output_dir}:")
+    width = max(len(name) for name in paths)
     for name, path in paths.items():
-        print(f"  {name:16s} {path}")
+        print(f"  {name:{width}s} {path}")
     print(privacy_summary(result.metrics["privacy"]))
 
 

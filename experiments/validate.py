@@ -26,7 +26,7 @@ register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="validate")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float:
     try:
         config = validate_detector_config(cfg)
     except ConfigError as error:
@@ -35,8 +35,11 @@ def main(cfg: DictConfig) -> None:
 
     # JAX and flax are imported only after the config is valid, so a typo fails fast.
     from avatarjax.detection.training import TrainingError
+    from avatarjax.sweeps.objective import constrained_objective
+    from avatarjax.tracking import tracker_for_hydra_job
+    from avatarjax.tracking.records import track_validation
     from avatarjax.validation import agreement, validate
-    from avatarjax.validation_outputs import write_validation_outputs
+    from avatarjax.validation_outputs import analysis_metrics, write_validation_outputs
 
     try:
         results = validate(config)
@@ -47,6 +50,14 @@ def main(cfg: DictConfig) -> None:
     output_dir = HydraConfig.get().runtime.output_dir
     agreed = agreement(results)
     paths = write_validation_outputs(results, agreed, config, output_dir)
+    objective = constrained_objective(results[0].metrics, config.objective)
+    with tracker_for_hydra_job("validate", config) as tracker:
+        figures = {result.name: {key.split("/", 2)[2]: path for key, path in paths.items()
+                                 if key.startswith(f"figures/{result.name}/")} for result in results}
+        analyses = [(result.name, analysis_metrics(result),
+                     {name: ensemble.epoch_loss.tolist() for name, ensemble in result.ensembles.items()})
+                    for result in results]
+        track_validation(tracker, analyses, figures, agreed, objective)
     for result in results:
         metrics = result.metrics
         alerts = {name: sum(row[name]["alerts"] for row in metrics["alerts_per_month"].values())
@@ -61,6 +72,9 @@ def main(cfg: DictConfig) -> None:
     for name in ("metrics", "report"):
         if name in paths:
             print(f"  {name:8s} {paths[name]}")
+    print(f"objective ({config.objective}, lower is better): {objective:.4g}")
+    # Hydra sweepers such as Optuna minimize this value.
+    return objective
 
 
 if __name__ == "__main__":

@@ -91,17 +91,10 @@ def test_invalid_window_rejected_before_loading(window):
         validate(compose_anonymize([f"segmentation.window={window}"]))
 
 
-def compose_validate(overrides=()):
+def compose_validate(overrides=(), hydra=False):
     register_configs()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose(config_name="validate", overrides=list(overrides))
-
-
-@pytest.mark.parametrize("experiment", sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml")))
-def test_every_experiment_composes(experiment):
-    from avatarjax.config import ValidateConfig, validate_detector_config
-
-    assert isinstance(validate_detector_config(compose_validate([f"experiment={experiment}"])), ValidateConfig)
+        return compose(config_name="validate", overrides=list(overrides), return_hydra_config=hydra)
 
 
 def test_white_paper_analyses():
@@ -124,3 +117,60 @@ def test_invalid_detector_values_rejected(override, message):
 
     with pytest.raises(ConfigError, match=message):
         validate_detector_config(compose_validate([override]))
+
+
+EXPERIMENTS = sorted(path.stem for path in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_validates(experiment):
+    from avatarjax.config import ValidateConfig, validate_detector_config
+
+    assert isinstance(validate_detector_config(compose_validate([f"experiment={experiment}"])), ValidateConfig)
+    hydra_cfg = compose_validate([f"experiment={experiment}"], hydra=True).hydra
+    # Sweep experiments say how to sweep and summarize; the others run once.
+    if experiment in ("k_sweep", "privacy_search"):
+        assert str(hydra_cfg.mode) == "RunMode.MULTIRUN"
+        assert "avatar.k" in hydra_cfg.sweeper.params
+        assert hydra_cfg.callbacks.frontier._target_ == "avatarjax.sweeps.callback.FrontierCallback"
+
+
+def test_k_sweep_grid_and_tracker():
+    cfg = compose_validate(["experiment=k_sweep"], hydra=True)
+    params = cfg.hydra.sweeper.params
+    assert [int(k) for k in params["avatar.k"].split(",")] == [2, 5, 10, 20, 50]
+    assert params["projection.ncp"] and params["avatar.seed"]
+    assert cfg.logger.kind == "wandb" and cfg.logger.mode == "offline"
+
+
+def test_privacy_search_uses_optuna():
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    cfg = compose_validate(["experiment=privacy_search"], hydra=True)
+    assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
+    assert cfg.hydra.sweeper.direction == "minimize"
+    assert cfg.hydra.sweeper.params["avatar.k"].startswith("int(interval(")
+
+
+@pytest.mark.parametrize("launcher,target", [("parallel", "JoblibLauncher"), ("slurm", "SlurmLauncher")])
+def test_launcher_configs_compose(launcher, target):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    cfg = compose_validate(["experiment=k_sweep", f"hydra/launcher={launcher}"], hydra=True)
+    assert cfg.hydra.launcher._target_.endswith(target)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("logger.kind=tensorboard", "logger.kind='tensorboard'"),
+    ("logger.mode=dryrun", "logger.mode='dryrun'"),
+    ("objective=accuracy", "objective='accuracy'"),
+])
+def test_tracking_settings_rejected(override, message):
+    from avatarjax.config import validate_detector_config
+
+    with pytest.raises(ConfigError, match=message):
+        validate_detector_config(compose_validate([override]))
+
+
+@pytest.mark.parametrize("tracker", ["none", "jsonl", "wandb"])
+def test_logger_options_compose(tracker):
+    assert validate(compose_anonymize([f"logger={tracker}"])).logger.kind == tracker
