@@ -16,7 +16,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from avatarjax.avatar import generate_avatars, release_order
+from avatarjax.avatar import generate_avatars, release_order, seed_keys
 from avatarjax.config import AnonymizeConfig, DataConfig
 from avatarjax.data.loading import CleaningPolicy, SensorSeries, bundled_dataset_path, load_series
 from avatarjax.errors import InputDataError
@@ -97,7 +97,7 @@ def anonymize_series(series: SensorSeries, cfg: AnonymizeConfig, progress: bool 
         coordinates = jax.block_until_ready(transform(fpca, curves))
 
     # 4. Generate one avatar per segment from its k nearest neighbours.
-    key_avatars, key_release = jax.random.split(jax.random.key(avatar_cfg.seed))
+    key_avatars, key_release = seed_keys(avatar_cfg.seed)
     with _timed(timings, "generate"):
         avatars = generate_avatars(key_avatars, coordinates, avatar_cfg.k, avatar_cfg.weights, progress=progress)
         jax.block_until_ready(avatars.coordinates)
