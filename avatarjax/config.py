@@ -18,6 +18,9 @@ from omegaconf.errors import ConfigKeyError
 from avatarjax.errors import ConfigError
 
 _STEPS_PATTERN = re.compile(r"^\s*\d+\s*$")
+# Analysis names become file names (scores/<name>.csv, report figures), so they are limited to
+# characters that are safe on every file system and need no quoting in a Markdown link.
+ANALYSIS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def _require_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
@@ -43,6 +46,20 @@ def _check_window(key: str, window: str) -> None:
         duration = None
     if duration is None or duration <= pd.Timedelta(0):
         raise ConfigError(f"{key}={window!r} is invalid; give a positive duration such as '1D' or a number of steps such as '288'.")
+
+
+def parse_timestamp(text: str) -> pd.Timestamp:
+    """Parse a period bound with pandas, converting a bound with a UTC offset to UTC without offset.
+
+    Loading stores the series' timestamps the same way. Raises ValueError on text that pandas
+    cannot parse or that parses to NaT (for example "").
+    """
+    timestamp = pd.Timestamp(str(text).strip())
+    if timestamp is pd.NaT:
+        raise ValueError(f"{text!r} is not a timestamp")
+    if timestamp.tzinfo is not None:
+        timestamp = timestamp.tz_convert("UTC").tz_localize(None)
+    return timestamp
 
 
 @dataclass
@@ -301,6 +318,33 @@ class AnalysisConfig:
     # Test period [test_start, test_end); null means the whole series. Training steps never count as test steps.
     test_start: Optional[str] = None
     test_end: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if not ANALYSIS_NAME.fullmatch(str(self.name)):
+            raise ConfigError(
+                f"analyses name {self.name!r} is invalid because it becomes a file name; use letters, digits, "
+                "'.', '_' or '-', starting with a letter or digit, for example 'my_run'."
+            )
+        bounds = {}
+        for key in ("train_start", "train_end", "test_start", "test_end"):
+            text = getattr(self, key)
+            if text is None:
+                continue
+            try:
+                bounds[key] = parse_timestamp(text)
+            except ValueError as error:
+                raise ConfigError(
+                    f"{key}={text!r} of analysis {self.name!r} is not a valid timestamp; give a date such as "
+                    f"'2013-12-18' or '2013-12-18 15:00', or null for the start or end of the series."
+                ) from error
+        for period in ("train", "test"):
+            start, end = bounds.get(f"{period}_start"), bounds.get(f"{period}_end")
+            if start is not None and end is not None and start >= end:
+                raise ConfigError(
+                    f"{period}_start={getattr(self, f'{period}_start')!r} of analysis {self.name!r} is not before "
+                    f"{period}_end={getattr(self, f'{period}_end')!r}; the period [{period}_start, {period}_end) "
+                    "is empty, so give a start before the end."
+                )
 
 
 @dataclass

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from avatarjax.config import AnalysisConfig, AnonymizeConfig, SegmentationConfig, ValidateConfig
+from avatarjax.config import AnalysisConfig, AnonymizeConfig, SegmentationConfig, ValidateConfig, parse_timestamp
 from avatarjax.data.loading import SensorSeries
 from avatarjax.detection import comparison
 from avatarjax.detection.model import ConvAutoencoder, Standardization
@@ -58,19 +58,48 @@ class AnalysisResult:
     metrics: dict = field(default_factory=dict)
 
 
-def restrict(series: SensorSeries, start: str | None, end: str | None) -> SensorSeries:
-    """Return the part of a series in [start, end), keeping its cleaning report and pieces."""
+def format_time(timestamp) -> str:
+    """Format a timestamp as "YYYY-MM-DD HH:MM", with seconds only when they are not zero."""
+    timestamp = pd.Timestamp(timestamp)
+    return timestamp.strftime("%Y-%m-%d %H:%M:%S" if timestamp.second else "%Y-%m-%d %H:%M")
+
+
+def restrict(series: SensorSeries, start: str | None, end: str | None, *, analysis: str | None = None,
+             keys: tuple[str, str] = ("start", "end")) -> SensorSeries:
+    """Return the part of a series in [start, end), keeping its cleaning report and pieces.
+
+    A null bound means the start or the end of the series. A bound outside the series is
+    clipped to it with a WARNING. `analysis` and `keys` (the config keys of the two bounds,
+    such as ("train_start", "train_end")) only name the period in messages. Raises
+    InputDataError when the period is empty, lies outside the series or contains no step.
+    """
     times = series.timestamps
-    first = times[0] if start is None else np.datetime64(pd.Timestamp(start))
-    stop = times[-1] + series.period if end is None else np.datetime64(pd.Timestamp(end))
-    if first >= stop:
-        raise InputDataError(f"the period [{start}, {end}) is empty; its start must come before its end.")
+    first_time, last_time = format_time(times[0]), format_time(times[-1])
+    context = f"analysis {analysis!r}: " if analysis else ""
+    period = f"[{keys[0]}={'null' if start is None else start}, {keys[1]}={'null' if end is None else end})"
+    first = times[0] if start is None else np.datetime64(parse_timestamp(start), "ns")
+    stop = times[-1] + series.period if end is None else np.datetime64(parse_timestamp(end), "ns")
+
     if first > times[-1] or stop <= times[0]:
         raise InputDataError(
-            f"the period [{start}, {end}) lies outside the series ({times[0]} to {times[-1]}); "
-            f"choose dates inside it."
+            f"{context}the period {period} lies outside the series ({first_time} to {last_time}); "
+            f"choose {keys[0]} and {keys[1]} inside it."
         )
+    if first >= stop:
+        raise InputDataError(f"{context}the period {period} is empty; {keys[0]} must come before {keys[1]}.")
+    if start is not None and first < times[0]:
+        logger.warning("%s%s=%s lies before the start of the series; clipped to its first step, %s.",
+                       context, keys[0], start, first_time)
+    if end is not None and stop > times[-1] + series.period:
+        logger.warning("%s%s=%s lies after the end of the series; clipped so that the period ends with its "
+                       "last step, %s.", context, keys[1], end, last_time)
+
     keep = np.nonzero((times >= first) & (times < stop))[0]
+    if keep.size == 0:
+        raise InputDataError(
+            f"{context}the period {period} contains no step of the series, because it lies inside a gap; "
+            f"move {keys[0]} or {keys[1]}."
+        )
     low, high = int(keep[0]), int(keep[-1]) + 1
     pieces = tuple((max(a, low) - low, min(b, high) - low) for a, b in series.pieces if min(b, high) > max(a, low))
     return SensorSeries(timestamps=times[low:high], values=series.values[low:high], columns=series.columns,
@@ -143,12 +172,20 @@ def _trained_and_scored(anonymization: AnonymizationResult, scale: Standardizati
         ensemble = _train("original", original_windows, cfg, progress)
         while len(_ORIGINAL_MODELS) >= _ORIGINAL_MODELS_KEPT:
             _ORIGINAL_MODELS.pop(next(iter(_ORIGINAL_MODELS)))
-        _ORIGINAL_MODELS[key] = (ensemble, window_errors(ensemble, scored))
+        _ORIGINAL_MODELS[key] = (ensemble, _score_series("original", ensemble, scored, progress))
     original, original_errors = _ORIGINAL_MODELS[key]
     avatar = _train("avatar", scale.apply(anonymization.released_segments), cfg, progress)
     ensembles = {"original": original, "avatar": avatar}
-    errors = {"original": original_errors, "avatar": window_errors(avatar, scored)}
+    errors = {"original": original_errors, "avatar": _score_series("avatar", avatar, scored, progress)}
     return ensembles, errors
+
+
+def _score_series(name: str, ensemble: TrainedEnsemble, windows: np.ndarray, progress: bool | None) -> np.ndarray:
+    # Logged because scoring the whole series prints nothing else, and the progress bar is
+    # hidden when the output is not a terminal.
+    logger.info("Scoring %d windows of the whole series with the %d seeds of the %s model.",
+                windows.shape[0], ensemble.n_seeds, name)
+    return window_errors(ensemble, windows, label=f"{name} model", progress=progress)
 
 
 def reconstruction_table(ensembles, scale: Standardization, anonymization: AnonymizationResult) -> list[dict]:
@@ -159,21 +196,61 @@ def reconstruction_table(ensembles, scale: Standardization, anonymization: Anony
              ("original", "avatar", anonymization.released_segments)]
     rows = []
     for model, data, windows in cases:
-        per_seed = window_errors(ensembles[model], scale.apply(windows)).mean(axis=1)
+        per_seed = window_errors(ensembles[model], scale.apply(windows), progress=False).mean(axis=1)
         rows.append({"model": model, "data": data, "mse": float(per_seed.mean()),
                      "mse_seed_std": float(per_seed.std(ddof=1)) if per_seed.size > 1 else 0.0})
     return rows
+
+
+def check_training_window(train: SensorSeries, window: int, analysis: AnalysisConfig, cfg: ValidateConfig) -> None:
+    """Raise InputDataError unless one detector window fits in a contiguous piece of the training stretch."""
+    longest = max(stop - start for start, stop in train.pieces)
+    if window <= longest:
+        return
+    pieces = ""
+    if len(train.pieces) > 1:
+        pieces = f", in {len(train.pieces)} pieces split by long gaps, the longest {longest} steps"
+    raise InputDataError(
+        f"detector.window={cfg.detector.window} ({window} steps) is longer than the training stretch of analysis "
+        f"{analysis.name!r} ({train.timestamps.size} steps from {format_time(train.timestamps[0])} to "
+        f"{format_time(train.timestamps[-1])}{pieces}); choose a shorter detector.window or a longer training "
+        f"stretch (train_start, train_end)."
+    )
+
+
+def count_labelled_in_training(times: np.ndarray, train_mask: np.ndarray, labels: list[tuple[str, str]],
+                               analysis: str) -> int:
+    """Return how many labelled anomaly windows overlap the training stretch, with a WARNING when any does.
+
+    The protocol assumes a training stretch free of anomalies, so an overlap makes the
+    comparison less meaningful.
+    """
+    overlapping = [window for window, steps in zip(labels, comparison.steps_inside_windows(times, labels, train_mask))
+                   if steps > 0]
+    if overlapping:
+        spans = ", ".join(f"{format_time(start)} to {format_time(end)}" for start, end in overlapping)
+        logger.warning("Analysis %s: the training stretch overlaps %d labelled anomaly windows (%s), but the "
+                       "protocol assumes a stretch free of anomalies; move train_start or train_end to exclude them.",
+                       analysis, len(overlapping), spans)
+    return len(overlapping)
 
 
 def run_analysis(series: SensorSeries, analysis: AnalysisConfig, cfg: ValidateConfig,
                  labels: list[tuple[str, str]], progress: bool | None = None) -> AnalysisResult:
     """Run the whole protocol for one training stretch."""
     window = window_steps(cfg.detector.window, series.period)
+    times = series.timestamps
 
     # 1. Windows of the training stretch, anonymized.
-    train = restrict(series, analysis.train_start, analysis.train_end)
-    logger.info("Analysis %s: training stretch %s to %s, %d steps.", analysis.name, train.timestamps[0],
-                train.timestamps[-1], train.timestamps.size)
+    train = restrict(series, analysis.train_start, analysis.train_end, analysis=analysis.name,
+                     keys=("train_start", "train_end"))
+    logger.info("Analysis %s: training stretch %s to %s, %d steps.", analysis.name, format_time(train.timestamps[0]),
+                format_time(train.timestamps[-1]), train.timestamps.size)
+    check_training_window(train, window, analysis, cfg)
+    train_mask = (times >= train.timestamps[0]) & (times <= train.timestamps[-1])
+    labelled_in_training = count_labelled_in_training(times, train_mask, labels, analysis.name)
+    test_period = restrict(series, analysis.test_start, analysis.test_end, analysis=analysis.name,
+                           keys=("test_start", "test_end")).timestamps
     anonymization = _anonymize_training(train, cfg)
 
     # 2-3. One standardization, two ensembles.
@@ -183,7 +260,7 @@ def run_analysis(series: SensorSeries, analysis: AnalysisConfig, cfg: ValidateCo
     ensembles, errors = _trained_and_scored(anonymization, scale, standardized, cfg, progress)
 
     # 4. Scores of every real window, averaged onto time steps.
-    n_steps = series.timestamps.size
+    n_steps = times.size
     scores, thresholds = {}, {}
     training_sets = {"original": anonymization.original_segments, "avatar": anonymization.released_segments}
     for name, ensemble in ensembles.items():
@@ -191,12 +268,10 @@ def run_analysis(series: SensorSeries, analysis: AnalysisConfig, cfg: ValidateCo
         mean, low, high = seed_mean_and_interval(per_seed)
         scores[name] = {"mean": mean, "low": low, "high": high}
         threshold_source = "original" if cfg.detector.threshold_windows == "original" else name
-        threshold_errors = window_errors(ensemble, scale.apply(training_sets[threshold_source])).mean(axis=0)
+        threshold_errors = window_errors(ensemble, scale.apply(training_sets[threshold_source]),
+                                         progress=False).mean(axis=0)
         thresholds[name] = float(np.percentile(threshold_errors, cfg.detector.alert_percentile))
 
-    times = series.timestamps
-    train_mask = (times >= train.timestamps[0]) & (times <= train.timestamps[-1])
-    test_period = restrict(series, analysis.test_start, analysis.test_end).timestamps
     test_mask = (times >= test_period[0]) & (times <= test_period[-1]) & ~train_mask
     test_mask &= np.isfinite(scores["original"]["mean"])
     if not test_mask.any():
@@ -213,14 +288,15 @@ def run_analysis(series: SensorSeries, analysis: AnalysisConfig, cfg: ValidateCo
     metrics = {
         "training": {"start": str(train.timestamps[0]), "end": str(train.timestamps[-1]),
                      "windows": anonymization.segments.n_segments, "window_steps": window,
-                     "standardization": {"mean": scale.mean, "std": scale.std}},
+                     "standardization": {"mean": scale.mean, "std": scale.std},
+                     "labelled_windows_inside": labelled_in_training},
         "test_steps": int(test_mask.sum()),
         "reconstruction_error": reconstruction_table(ensembles, scale, anonymization),
         "correlation": comparison.correlations(times, test_mask, means["original"], means["avatar"]),
         "outside_interval": {key: value for key, value in outside.items() if key != "differences"},
         "thresholds": thresholds,
         "alerts_per_month": comparison.alerts_per_month(times, test_mask, means, thresholds),
-        "labelled_windows": comparison.labelled_windows(times, labels, means, thresholds),
+        "labelled_windows": comparison.labelled_windows(times, labels, means, thresholds, test_mask),
         "final_training_loss": {name: ensembles[name].epoch_loss[:, -1].tolist() for name in MODELS},
         "privacy": anonymization.metrics["privacy"],
         "utility": anonymization.metrics["utility"],

@@ -15,13 +15,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from avatarjax.config import ValidateConfig
+from avatarjax.config import ANALYSIS_NAME, ValidateConfig
 from avatarjax.io import atomic_path, to_json_compatible, write_json_atomic, write_text_atomic
 from avatarjax.provenance import environment
 from avatarjax.report.validation_figures import plot_analysis_figures
@@ -31,15 +30,14 @@ from avatarjax.validation import MODELS, AnalysisResult
 
 logger = logging.getLogger(__name__)
 
-# Analysis names become file names, so they are limited to characters that are safe on
-# every file system and need no quoting in a Markdown link.
-_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 SCORE_PARTS = ("mean", "low", "high")
 
 
 def _check_names(results: Sequence[AnalysisResult]) -> None:
+    # AnalysisConfig rejects such names before any data is read. This guard covers results
+    # built or renamed in code, before a name can reach a file path.
     for result in results:
-        if not _FILE_NAME.fullmatch(result.name):
+        if not ANALYSIS_NAME.fullmatch(result.name):
             raise ValueError(
                 f"analysis name {result.name!r} cannot be used as a file name; use letters, digits, "
                 "'.', '_' or '-', starting with a letter or digit"

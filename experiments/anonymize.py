@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from avatarjax.config import register_configs, validate
 from avatarjax.errors import ConfigError, InputDataError
+from avatarjax.metrics.targets import privacy_summary
 
 logger = logging.getLogger("avatarjax.anonymize")
 # JAX logs at INFO that it found no TPU on every CPU-only start; that line is noise here.
@@ -55,16 +56,6 @@ def main(cfg: DictConfig) -> None:
     for name, path in paths.items():
         print(f"  {name:{width}s} {path}")
     print(privacy_summary(result.metrics["privacy"]))
-
-
-def privacy_summary(privacy: dict) -> str:
-    """Return one line on the privacy targets, with a warning against release when any is missed."""
-    missed = [f"{entry['label']} {entry['value']:.3g}{' %' if entry['unit'] == '%' else ''} (target {entry['target']})"
-              for entry in privacy.values() if entry["meets"] is False]
-    if not missed:
-        return f"All {len(privacy)} privacy targets are met."
-    return (f"WARNING: {len(missed)} of {len(privacy)} privacy targets are not met: {'; '.join(missed)}. "
-            "Review the report before releasing the avatars, for example with a larger avatar.k.")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Trains 1D-CNN autoencoder ensembles on original and on avatar windows of each configured
 training stretch, scores the real series with both and writes metrics.json, per-step score
 files and report/report.md under the run's output folder. `experiment=smoke` runs a tiny
-version in under a minute.
+version in under a minute, as a plumbing check whose figures mean nothing (2 epochs).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def main(cfg: DictConfig) -> float:
 
     # JAX and flax are imported only after the config is valid, so a typo fails fast.
     from avatarjax.detection.training import TrainingError
+    from avatarjax.metrics.targets import privacy_summary
     from avatarjax.sweeps.objective import constrained_objective
     from avatarjax.tracking import tracker_for_hydra_job
     from avatarjax.tracking.records import track_validation
@@ -65,13 +66,17 @@ def main(cfg: DictConfig) -> float:
         print(f"{result.name}: score correlation {metrics['correlation']['overall']:.3f}, "
               f"alerts original {alerts['original']} / avatar {alerts['avatar']}, "
               f"false-negative risk steps {metrics['outside_interval']['classes']['false_negative_risk']}")
+        # A missed target warns against releasing avatars made with these avatar and projection settings.
+        print(f"{result.name}: training anonymization: {privacy_summary(metrics['privacy'])}")
     if agreed:
         print("analyses agree on every conclusion" if all(agreed.values())
               else f"analyses disagree on: {', '.join(key for key, same in agreed.items() if not same)}")
     print(f"Wrote the validation outputs under {output_dir}:")
-    for name in ("metrics", "report"):
+    listed = ["metrics", "report", *(f"scores/{result.name}" for result in results)]
+    width = max(len(name) for name in listed)
+    for name in listed:
         if name in paths:
-            print(f"  {name:8s} {paths[name]}")
+            print(f"  {name:{width}s} {paths[name]}")
     print(f"objective ({config.objective}, lower is better): {objective:.4g}")
     # Hydra sweepers such as Optuna minimize this value.
     return objective

@@ -174,3 +174,57 @@ def test_tracking_settings_rejected(override, message):
 @pytest.mark.parametrize("tracker", ["none", "jsonl", "wandb"])
 def test_logger_options_compose(tracker):
     assert validate(compose_anonymize([f"logger={tracker}"])).logger.kind == tracker
+
+
+def test_unknown_experiment_rejected():
+    with pytest.raises(ConfigCompositionException, match="experiment/whitepaper"):
+        compose_validate(["experiment=whitepaper"])
+
+
+def test_no_experiment_composes():
+    from avatarjax.config import validate_detector_config
+
+    config = validate_detector_config(compose_validate())
+    assert [analysis.name for analysis in config.analyses] == ["main"]
+
+
+@pytest.mark.parametrize("name", ["my run", "../escape", ".hidden", ""])
+def test_invalid_analysis_name_rejected(name):
+    from avatarjax.config import validate_detector_config
+
+    with pytest.raises(ConfigError, match="analyses name") as error:
+        validate_detector_config(compose_validate(["experiment=smoke", f"analyses.0.name='{name}'"]))
+    assert repr(name) in str(error.value)
+    assert "letters, digits" in str(error.value)
+
+
+@pytest.mark.parametrize("key", ["train_start", "train_end", "test_start", "test_end"])
+def test_invalid_date_rejected(key):
+    from avatarjax.config import validate_detector_config
+
+    with pytest.raises(ConfigError, match=f"{key}='notadate' of analysis 'smoke' is not a valid timestamp"):
+        validate_detector_config(compose_validate(["experiment=smoke", f"analyses.0.{key}=notadate"]))
+
+
+def test_empty_date_rejected():
+    from avatarjax.config import AnalysisConfig
+
+    with pytest.raises(ConfigError, match="test_end='' of analysis 'main'"):
+        AnalysisConfig(test_end="")
+
+
+@pytest.mark.parametrize("start,end", [("2013-12-21", "2013-12-18"), ("2013-12-18", "2013-12-18")])
+def test_train_start_not_before_end_rejected(start, end):
+    from avatarjax.config import AnalysisConfig
+
+    with pytest.raises(ConfigError, match=f"train_start='{start}' of analysis 'main' is not before train_end"):
+        AnalysisConfig(train_start=start, train_end=end)
+
+
+def test_timestamp_offset_becomes_utc():
+    import pandas as pd
+
+    from avatarjax.config import parse_timestamp
+
+    assert parse_timestamp("2013-12-18T01:00+01:00") == pd.Timestamp("2013-12-18 00:00")
+    assert parse_timestamp("2013-12-18T01:00+01:00").tzinfo is None

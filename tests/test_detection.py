@@ -1,3 +1,5 @@
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +10,8 @@ from avatarjax.detection.model import ConvAutoencoder, Standardization
 from avatarjax.detection.scoring import seed_mean_and_interval, time_step_scores, window_errors
 from avatarjax.detection.training import TrainingError, train_ensemble
 from avatarjax.errors import InputDataError
-from avatarjax.validation import restrict
+from avatarjax.config import AnalysisConfig, ValidateConfig
+from avatarjax.validation import count_labelled_in_training, load_labels, restrict, run_analysis
 
 SMALL = ConvAutoencoder(channels=(4, 8), kernel_size=5, latent_channels=2)
 
@@ -169,6 +172,96 @@ def test_restrict_keeps_bounds(machine_temperature):
     assert part.pieces == ((0, 288),)
 
 
+def test_restrict_message_names_analysis(machine_temperature):
+    with pytest.raises(InputDataError, match="outside the series") as error:
+        restrict(machine_temperature, "2020-01-01", "2020-02-01", analysis="main", keys=("test_start", "test_end"))
+    message = str(error.value)
+    assert "analysis 'main'" in message
+    assert "[test_start=2020-01-01, test_end=2020-02-01)" in message
+    assert "(2013-12-02 21:15 to 2014-02-19 15:25)" in message
+    assert "00.000000000" not in message
+
+
+def test_restrict_null_bound_named(machine_temperature):
+    with pytest.raises(InputDataError, match=r"\[train_start=2020-01-01, train_end=null\)"):
+        restrict(machine_temperature, "2020-01-01", None, analysis="main", keys=("train_start", "train_end"))
+
+
+def test_restrict_clips_with_warning(machine_temperature, caplog):
+    with caplog.at_level(logging.WARNING, logger="avatarjax.validation"):
+        part = restrict(machine_temperature, "2013-01-01", "2020-01-01", analysis="main",
+                        keys=("train_start", "train_end"))
+    assert part.timestamps.size == machine_temperature.timestamps.size
+    messages = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(messages) == 2
+    assert "train_start=2013-01-01" in messages[0]
+    assert "clipped to its first step, 2013-12-02 21:15" in messages[0]
+    assert "train_end=2020-01-01" in messages[1]
+    assert "clipped so that the period ends with its last step, 2014-02-19 15:25" in messages[1]
+
+
+def test_restrict_inside_series_silent(machine_temperature, caplog):
+    with caplog.at_level(logging.WARNING, logger="avatarjax.validation"):
+        restrict(machine_temperature, "2013-12-18", None)
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
+def test_labelled_window_outside_test():
+    times = pd.date_range("2024-01-01", periods=10, freq="1h").to_numpy()
+    score = np.arange(10.0)
+    test_mask = np.arange(10) < 4
+    rows = comparison.labelled_windows(times, [("2024-01-01 02:00", "2024-01-01 05:00"),
+                                               ("2024-01-01 06:00", "2024-01-01 08:00")],
+                                       {"original": score}, {"original": 3.5}, test_mask)
+    # Only the test steps 02:00 and 03:00 of the first window count, and 3.0 is below the threshold.
+    assert rows[0]["in_test"] is True
+    assert rows[0]["steps"] == 4
+    assert rows[0]["test_steps"] == 2
+    assert rows[0]["original"] == {"alert": False, "peak_score": 3.0}
+    assert rows[1]["in_test"] is False
+    assert rows[1]["original"]["alert"] is None
+    assert np.isnan(rows[1]["original"]["peak_score"])
+
+
+def test_steps_inside_windows():
+    times = pd.date_range("2024-01-01", periods=10, freq="1h").to_numpy()
+    mask = np.arange(10) >= 5
+    counts = comparison.steps_inside_windows(times, [("2024-01-01 00:00", "2024-01-01 04:00"),
+                                                     ("2024-01-01 04:00", "2024-01-01 06:00")], mask)
+    assert counts == [0, 2]
+
+
+def test_labelled_training_overlap_warns(machine_temperature, caplog):
+    times = machine_temperature.timestamps
+    labels = load_labels("nab", "machine_temperature_system_failure", None)
+    overlapping = (times >= np.datetime64("2013-12-11")) & (times < np.datetime64("2013-12-21"))
+    with caplog.at_level(logging.WARNING, logger="avatarjax.validation"):
+        assert count_labelled_in_training(times, overlapping, labels, "main") == 2
+    assert "overlaps 2 labelled anomaly windows" in caplog.text
+    assert "2013-12-15 17:50 to 2013-12-17 17:00" in caplog.text
+
+
+def test_label_free_training_silent(machine_temperature, caplog):
+    times = machine_temperature.timestamps
+    labels = load_labels("nab", "machine_temperature_system_failure", None)
+    label_free = (times >= np.datetime64("2013-12-18")) & (times < np.datetime64("2014-01-17"))
+    with caplog.at_level(logging.WARNING, logger="avatarjax.validation"):
+        assert count_labelled_in_training(times, label_free, labels, "main") == 0
+    assert caplog.text == ""
+
+
+def test_window_longer_than_training_rejected(machine_temperature):
+    analysis = AnalysisConfig(name="short", train_start="2013-12-18", train_end="2013-12-18 12:00")
+    cfg = ValidateConfig(analyses=[analysis])
+    with pytest.raises(InputDataError, match="detector.window=1D") as error:
+        run_analysis(machine_temperature, analysis, cfg, labels=[], progress=False)
+    message = str(error.value)
+    assert "(288 steps)" in message
+    assert "analysis 'short'" in message
+    assert "144 steps from 2013-12-18 00:00 to 2013-12-18 11:55" in message
+    assert "shorter detector.window or a longer training stretch" in message
+
+
 def test_smoke_experiment_end_to_end(tmp_path):
     import json
     import subprocess
@@ -180,6 +273,10 @@ def test_smoke_experiment_end_to_end(tmp_path):
                                 f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, cwd=root, timeout=600)
     assert completed.returncode == 0, completed.stderr
     assert "smoke: score correlation" in completed.stdout
+    assert "smoke: training anonymization:" in completed.stdout
+    assert "privacy targets" in completed.stdout
+    assert f"scores/smoke {tmp_path / 'scores' / 'smoke.csv'}" in completed.stdout
+    assert "Scoring 22396 windows of the whole series with the 3 seeds of the avatar model" in completed.stderr
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     rows = metrics["analyses"][0]["reconstruction_error"]
     assert [(row["model"], row["data"]) for row in rows][:3] == [("original", "original"), ("avatar", "original"),

@@ -136,3 +136,30 @@ def test_count_block_memory_bounded_at_200k():
     scratch = compiled.memory_analysis().temp_size_in_bytes
     assert scratch < 256 * 2**20
     assert scratch < 1e-3 * n * n * 8
+
+
+def test_privacy_summary_lists_missed_targets():
+    from avatarjax.metrics.targets import PRIVACY_TARGETS, metric_entry, privacy_summary
+
+    privacy = {"hidden_rate": metric_entry(PRIVACY_TARGETS["hidden_rate"], 80.0),
+               "local_cloaking": metric_entry(PRIVACY_TARGETS["local_cloaking"], 7.0),
+               "distance_to_closest": metric_entry(PRIVACY_TARGETS["distance_to_closest"], float("nan"))}
+    summary = privacy_summary(privacy)
+    assert summary.startswith("WARNING: 1 of 3 privacy targets are not met")
+    assert "Hidden rate 80 % (target > 90 %)" in summary
+    assert "Local cloaking" not in summary
+
+
+def test_privacy_summary_all_met():
+    from avatarjax.metrics.targets import PRIVACY_TARGETS, metric_entry, privacy_summary
+
+    privacy = {"hidden_rate": metric_entry(PRIVACY_TARGETS["hidden_rate"], 95.0)}
+    assert privacy_summary(privacy) == "All 1 privacy targets are met."
+
+
+def test_privacy_summary_undefined_not_met():
+    from avatarjax.metrics.targets import PRIVACY_TARGETS, metric_entry, privacy_summary
+
+    privacy = {"hidden_rate": metric_entry(PRIVACY_TARGETS["hidden_rate"], 95.0),
+               "distance_to_closest": metric_entry(PRIVACY_TARGETS["distance_to_closest"], float("nan"))}
+    assert privacy_summary(privacy) == "1 of 2 privacy targets are met; undefined: Distance to closest (median)."

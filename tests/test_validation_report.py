@@ -19,7 +19,7 @@ import pytest
 from avatarjax.config import AnalysisConfig, AvatarConfig, DetectorConfig, ValidateConfig
 from avatarjax.io import to_json_compatible
 from avatarjax.report.validation_figures import plot_normalized_differences
-from avatarjax.report.validation_markdown import CAUTION, render_validation_report
+from avatarjax.report.validation_markdown import CAUTION, UNCHECKED, render_validation_report
 from avatarjax.validation import agreement, load_labels, validate
 from avatarjax.validation_outputs import analysis_metrics, run_facts, write_validation_outputs
 
@@ -165,3 +165,56 @@ def test_unsafe_name_writes_nothing(smoke, tmp_path):
     with pytest.raises(ValueError, match="file name"):
         write_validation_outputs([renamed], {}, smoke.cfg, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_labelled_rows_mark_test_period(smoke):
+    # The smoke test period ends on 2014-01-10, before the last two NAB windows.
+    rows = {row["start"][:10]: row for row in smoke.result.metrics["labelled_windows"]}
+    assert [rows[day]["in_test"] for day in ("2013-12-10", "2013-12-15")] == [True, True]
+    for day in ("2014-01-27", "2014-02-07"):
+        assert rows[day]["in_test"] is False
+        assert rows[day]["test_steps"] == 0
+        assert rows[day]["original"]["alert"] is None
+        assert rows[day]["avatar"]["alert"] is None
+
+
+def test_report_window_outside_test_has_no_alert(smoke):
+    header = next(line for line in smoke.report.splitlines() if line.startswith("| Start |"))
+    row = next(line for line in smoke.report.splitlines() if line.startswith("| 2014-01-27 14:20:00 |"))
+    assert "| In test period |" in header
+    assert row.endswith("| no | n/a | n/a | n/a | n/a |")
+    assert "A window outside the test period is no test result" in smoke.report
+
+
+def test_training_overlap_count_in_metrics(smoke):
+    assert smoke.result.metrics["training"]["labelled_windows_inside"] == 0
+    assert "**Warning:** the training stretch overlaps" not in smoke.report
+
+
+def test_report_warns_training_overlap():
+    metrics = {"name": "main", "training": {"start": "2013-12-10 00:00:00", "end": "2013-12-20 00:00:00",
+                                            "windows": 2592, "window_steps": 288, "labelled_windows_inside": 2}}
+    report = render_validation_report([metrics], {}, {}, {})
+    assert "**Warning:** the training stretch overlaps 2 labelled anomaly windows" in report
+
+
+def test_report_marks_white_paper_unchecked(smoke):
+    assert smoke.report.count(UNCHECKED) == 3
+
+
+def alert_metrics(original: int, avatar: int) -> dict:
+    """Return a metrics dict whose only section is one month of alerts."""
+    month = {"steps": 1000, "original": {"alerts": original, "share": original / 1000},
+             "avatar": {"alerts": avatar, "share": avatar / 1000}}
+    return {"name": "main", "alerts_per_month": {"2014-01": month}, "thresholds": {"original": 1.0, "avatar": 1.0}}
+
+
+@pytest.mark.parametrize("original,avatar,phrase", [
+    (250, 50, "raised 200 fewer alerts per month than the original model"),
+    (50, 250, "raised 200 more alerts per month than the original model"),
+    (50, 50, "raised as many alerts per month as the original model"),
+])
+def test_report_alert_difference_wording(original, avatar, phrase):
+    report = render_validation_report([alert_metrics(original, avatar)], {}, {}, {})
+    assert phrase in report
+    assert "-200 more" not in report

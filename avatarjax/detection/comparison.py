@@ -71,18 +71,41 @@ def alerts_per_month(timestamps, test_mask, scores: dict[str, np.ndarray], thres
     return table
 
 
-def labelled_windows(timestamps, windows: list[tuple[str, str]], scores: dict[str, np.ndarray],
-                     thresholds: dict[str, float]) -> list[dict]:
-    """For each labelled anomaly window: whether each model alerts inside it, and its peak score."""
+def steps_inside_windows(timestamps, windows: list[tuple[str, str]], mask: np.ndarray) -> list[int]:
+    """Count, for each labelled window [start, end] (bounds inclusive), the steps inside it where mask is true."""
     times = pd.DatetimeIndex(timestamps)
+    mask = np.asarray(mask, dtype=bool)
+    counts = []
+    for start, end in windows:
+        inside = (times >= pd.Timestamp(start)) & (times <= pd.Timestamp(end))
+        counts.append(int(np.sum(inside & mask)))
+    return counts
+
+
+def labelled_windows(timestamps, windows: list[tuple[str, str]], scores: dict[str, np.ndarray],
+                     thresholds: dict[str, float], test_mask: np.ndarray | None = None) -> list[dict]:
+    """For each labelled anomaly window: its steps, whether it overlaps the test steps, and each model's result.
+
+    Only the window's test steps count: "alert" is whether the model's score exceeds its
+    threshold at one of them, and "peak_score" is their maximum score. A window without test
+    steps ("in_test" false) gets alert None and peak_score NaN, because it is no test result.
+    test_mask None makes every step a test step.
+    """
+    times = pd.DatetimeIndex(timestamps)
+    test_mask = np.ones(len(times), dtype=bool) if test_mask is None else np.asarray(test_mask, dtype=bool)
     rows = []
     for start, end in windows:
         inside = (times >= pd.Timestamp(start)) & (times <= pd.Timestamp(end))
-        row = {"start": str(pd.Timestamp(start)), "end": str(pd.Timestamp(end)), "steps": int(inside.sum())}
+        tested = inside & test_mask
+        row = {"start": str(pd.Timestamp(start)), "end": str(pd.Timestamp(end)), "steps": int(inside.sum()),
+               "test_steps": int(tested.sum()), "in_test": bool(tested.any())}
         for name, score in scores.items():
-            values = score[inside]
+            values = score[tested]
             finite = values[np.isfinite(values)]
-            peak = float(finite.max()) if finite.size else float("nan")
-            row[name] = {"alert": bool(finite.size and peak > thresholds[name]), "peak_score": peak}
+            if finite.size == 0:
+                row[name] = {"alert": None, "peak_score": float("nan")}
+                continue
+            peak = float(finite.max())
+            row[name] = {"alert": bool(peak > thresholds[name]), "peak_score": peak}
         rows.append(row)
     return rows

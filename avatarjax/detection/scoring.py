@@ -14,10 +14,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy import stats
+from tqdm.auto import tqdm
 
 from avatarjax.detection.training import TrainedEnsemble, map_seeds
 
 SCORING_BATCH = 2048
+# Fewer batches take seconds (an estimate from the training cost per step on a 2-core CPU),
+# so they get no progress bar.
+PROGRESS_MIN_BATCHES = 4
 
 
 @partial(jax.jit, static_argnames=("model", "seed_mode"))
@@ -28,16 +32,26 @@ def _batch_errors(params, windows, *, model, seed_mode):
     return map_seeds(one_seed, seed_mode, params, windows)
 
 
-def window_errors(ensemble: TrainedEnsemble, windows: np.ndarray) -> np.ndarray:
-    """Return the MSE of every window under every seed, shape (n_seeds, n_windows)."""
+def window_errors(ensemble: TrainedEnsemble, windows: np.ndarray, label: str = "model",
+                  progress: bool | None = None) -> np.ndarray:
+    """Return the MSE of every window under every seed, shape (n_seeds, n_windows).
+
+    Windows are scored in batches of SCORING_BATCH. A progress bar named after `label` shows
+    from PROGRESS_MIN_BATCHES batches on; progress None shows it only on a terminal, False never.
+    """
     windows = np.asarray(windows, np.float32)
     n = windows.shape[0]
     batch = min(SCORING_BATCH, n)
     padded = np.zeros((-(-n // batch) * batch, windows.shape[1]), np.float32)
     padded[:n] = windows
+
+    starts = range(0, padded.shape[0], batch)
+    if progress is not False and len(starts) >= PROGRESS_MIN_BATCHES:
+        starts = tqdm(starts, desc=f"scoring with {label} ({ensemble.n_seeds} seeds)", unit="batch",
+                      disable=None if progress is None else False)
     parts = [_batch_errors(ensemble.params, padded[start:start + batch], model=ensemble.model,
                            seed_mode=ensemble.seed_mode)
-             for start in range(0, padded.shape[0], batch)]
+             for start in starts]
     return np.asarray(jnp.concatenate(parts, axis=1))[:, :n].astype(np.float64)
 
 

@@ -94,3 +94,21 @@ def metric_entry(target: Target, value: float) -> dict:
         "meets": target.is_met(value),
         "definition": target.definition,
     }
+
+
+def privacy_summary(privacy: dict) -> str:
+    """Return one line on the privacy targets, with a warning against release when any is missed.
+
+    privacy maps metric keys to entries built by metric_entry. An undefined value (meets None)
+    counts neither as met nor as missed.
+    """
+    missed = [f"{entry['label']} {entry['value']:.3g}{' %' if entry['unit'] == '%' else ''} (target {entry['target']})"
+              for entry in privacy.values() if entry["meets"] is False]
+    undefined = [entry["label"] for entry in privacy.values() if entry["meets"] is None]
+    if not missed and not undefined:
+        return f"All {len(privacy)} privacy targets are met."
+    if not missed:
+        return (f"{len(privacy) - len(undefined)} of {len(privacy)} privacy targets are met; "
+                f"undefined: {', '.join(undefined)}.")
+    return (f"WARNING: {len(missed)} of {len(privacy)} privacy targets are not met: {'; '.join(missed)}. "
+            "Review the report before releasing the avatars, for example with a larger avatar.k.")

@@ -38,7 +38,9 @@ MODEL_LABELS = {"original": "Original model", "avatar": "Avatar model"}
 
 # White-paper reference values: window MSE per (model, data) in standardized units, the
 # Pearson correlation of the two models' scores, and the extra alerts of the avatar model.
-# NOTE: these values were not checked against the paper's text in this repository.
+# NOTE: these values were not checked against the paper's text in this repository, so the
+# report marks each of them with UNCHECKED.
+UNCHECKED = "as quoted, not checked against the paper's text"
 WHITE_PAPER_MSE = {("original", "original"): 0.04, ("avatar", "original"): 0.03, ("avatar", "avatar"): 0.02}
 WHITE_PAPER_CORRELATION = "0.74 to 0.99 per month and 0.96 overall"
 WHITE_PAPER_EXTRA_ALERTS = "the avatar model raised about 5 more alerts per month than the original model"
@@ -150,6 +152,11 @@ def _summary(metrics: Mapping[str, Any]) -> list[str]:
         parts.append(f"Training stretch {_time(training.get('start'))} to {_time(training.get('end'))}: "
                      f"{format_number(training.get('windows'))} training windows of "
                      f"{format_number(training.get('window_steps'))} steps.")
+    inside = training.get("labelled_windows_inside")
+    if inside:
+        parts.append(f"**Warning:** the training stretch overlaps {inside} labelled anomaly "
+                     f"{'window' if inside == 1 else 'windows'}, but the protocol assumes a stretch free of "
+                     "anomalies.")
     parts.append(f"Test steps: {format_number(metrics.get('test_steps'))}.")
     correlation = metrics.get("correlation")
     if correlation:
@@ -192,7 +199,7 @@ def _reconstruction(metrics: Mapping[str, Any], numbers: _Numbers) -> list[str]:
         note += f" Mean and standard deviation over {n_seeds} seeds."
     references = ", ".join(f"{format_number(value)} for the {model} model on {data} windows"
                            for (model, data), value in WHITE_PAPER_MSE.items())
-    note += f" White paper, measured on another sensor: {references}."
+    note += f" White paper ({UNCHECKED}), measured on another sensor: {references}."
     lines += [note, ""]
 
     final_loss = metrics.get("final_training_loss") or {}
@@ -213,7 +220,8 @@ def _correlation(metrics: Mapping[str, Any], numbers: _Numbers) -> list[str]:
     lines = ["### Correlation of anomaly scores", ""]
     lines += _caption(numbers.table(), "Pearson correlation of the two models' mean scores on test steps")
     lines += _table(["Month", "Test steps", "Pearson r"], rows, align=["l", "r", "r"])
-    lines += ["", f"White paper: {WHITE_PAPER_CORRELATION}. n/a: fewer than 2 steps or a constant score.", ""]
+    lines += ["", f"White paper ({UNCHECKED}): {WHITE_PAPER_CORRELATION}. n/a: fewer than 2 steps or a constant "
+                  "score.", ""]
     return lines
 
 
@@ -264,17 +272,24 @@ def _alerts(metrics: Mapping[str, Any], run: Mapping[str, Any], numbers: _Number
 
     percentile = format_number(run.get("alert_percentile", 99.0))
     thresholds = metrics.get("thresholds") or {}
-    per_month = (totals["avatar"] - totals["original"]) / len(months)
     source = ("the original training windows, for both models" if run.get("threshold_windows", "original") == "original"
               else "its own training windows (avatar windows for the avatar model)")
     lines += [f"Threshold of each model: percentile {percentile} of its window errors on {source} "
               f"({format_number(thresholds.get('original'))} for the original model, "
               f"{format_number(thresholds.get('avatar'))} for the avatar model). A test step is an alert when "
               f"its mean score is greater than the threshold. Here the avatar model raised "
-              f"{format_number(per_month)} more alerts per month than the original model, on average over "
-              f"{len(months)} test months, some of them partial (negative: fewer alerts). In the white paper, "
+              f"{_alert_difference((totals['avatar'] - totals['original']) / len(months))}, on average over "
+              f"{len(months)} test months, some of them partial. In the white paper ({UNCHECKED}), "
               f"{WHITE_PAPER_EXTRA_ALERTS}.", ""]
     return lines
+
+
+def _alert_difference(per_month: float) -> str:
+    """Word the mean monthly difference (avatar - original) of alert counts with "more", "fewer" or "as many"."""
+    if per_month == 0:
+        return "as many alerts per month as the original model"
+    direction = "more" if per_month > 0 else "fewer"
+    return f"{format_number(abs(per_month))} {direction} alerts per month than the original model"
 
 
 def _labelled_windows(metrics: Mapping[str, Any], numbers: _Numbers) -> list[str]:
@@ -285,15 +300,18 @@ def _labelled_windows(metrics: Mapping[str, Any], numbers: _Numbers) -> list[str
     lines = ["### Labelled anomaly windows", ""]
     if not windows:
         return lines + ["The dataset has no labelled anomaly window.", ""]
-    rows = [[_time(row["start"]), _time(row["end"]), row["steps"],
+    rows = [[_time(row["start"]), _time(row["end"]), row["steps"], _yes_no(row.get("in_test")),
              _yes_no(row["original"]["alert"]), row["original"]["peak_score"],
              _yes_no(row["avatar"]["alert"]), row["avatar"]["peak_score"]]
             for row in windows]
-    lines += _caption(numbers.table(), "Alerts and peak scores inside the labelled anomaly windows")
-    lines += _table(["Start", "End", "Steps", "Original alert", "Original peak score", "Avatar alert",
-                     "Avatar peak score"], rows, align=["l", "l", "r", "c", "r", "c", "r"])
-    lines += ["", "Alert: yes when the model's mean score exceeds its threshold at one step or more inside the "
-                  "window. Steps: steps of the series inside the window, training steps included.", ""]
+    lines += _caption(numbers.table(), "Alerts and peak scores on the test steps inside the labelled anomaly windows")
+    lines += _table(["Start", "End", "Steps", "In test period", "Original alert", "Original peak score",
+                     "Avatar alert", "Avatar peak score"], rows, align=["l", "l", "r", "c", "c", "r", "c", "r"])
+    lines += ["", "Steps: steps of the series inside the window, training steps included. In test period: yes when "
+                  "the window contains at least one test step. Only those test steps count: alert is yes when the "
+                  "model's mean score exceeds its threshold at one of them, and the peak score is their maximum. "
+                  f"A window outside the test period is no test result, so its alerts and peak scores are "
+                  f"{NOT_AVAILABLE}.", ""]
     return lines
 
 
