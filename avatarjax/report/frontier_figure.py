@@ -79,6 +79,11 @@ def plot_frontier(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     ]
     figure.legend(handles=legend, loc="outside lower center", ncols=3, fontsize=8)
     if ks.max() > ks.min():
-        figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes.ravel().tolist(), label="k", shrink=0.6)
+        colorbar = figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes.ravel().tolist(), label="k",
+                                   shrink=0.6)
+        # Ticks at the swept values of k, in plain numbers rather than powers of ten.
+        swept = sorted(set(ks.tolist()))
+        colorbar.minorticks_off()
+        colorbar.set_ticks(swept, labels=[f"{value:g}" for value in swept])
     figure.suptitle("Privacy-utility frontier (mean over seeds, bars: standard deviation)")
     return _save_png(figure, target)
