@@ -9,7 +9,8 @@ from pathlib import Path
 
 import jax
 
-_PACKAGES = ("avatarjax", "jax", "jaxlib", "numpy", "pandas", "scipy", "hydra-core", "omegaconf")
+_PACKAGES = ("avatarjax", "jax", "jaxlib", "flax", "optax", "numpy", "pandas", "scipy", "hydra-core",
+             "omegaconf", "wandb")
 
 
 def git_revision(start: Path | None = None) -> str | None:
@@ -21,6 +22,17 @@ def git_revision(start: Path | None = None) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return completed.stdout.strip() or None
+
+
+def git_dirty(start: Path | None = None) -> bool | None:
+    """Return whether the tracked files of the working tree holding `start` differ from its commit (None outside git)."""
+    folder = start or Path(__file__).resolve().parent
+    try:
+        completed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
+                                   capture_output=True, text=True, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(completed.stdout.strip())
 
 
 def environment() -> dict:
@@ -39,5 +51,7 @@ def environment() -> dict:
         "devices": len(devices),
         "device_kind": devices[0].device_kind,
         "git_revision": git_revision(),
+        # True when the run used uncommitted changes, so the revision alone does not reproduce it.
+        "git_dirty": git_dirty(),
         "packages": versions,
     }

@@ -140,3 +140,22 @@ def test_anonymization_summary_has_every_metric():
     assert summary["timings_s/generate"] == 1.5
     assert summary["run/k"] == 3
     assert not any(isinstance(value, float) and math.isnan(value) for value in summary.values())
+
+
+def test_git_dirty_follows_tracked_changes(tmp_path):
+    import subprocess
+
+    from avatarjax.provenance import git_dirty, git_revision
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "a.txt").write_text("one\n")
+    git("add", "a.txt")
+    git("-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-q", "-m", "first")
+    assert git_dirty(tmp_path) is False
+    assert len(git_revision(tmp_path)) == 40
+    (tmp_path / "a.txt").write_text("two\n")
+    assert git_dirty(tmp_path) is True
+    assert git_dirty(tmp_path.parent / "not_a_repository_folder") is None
