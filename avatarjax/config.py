@@ -122,8 +122,10 @@ class SegmentationConfig:
 
 @dataclass
 class ProjectionConfig:
-    """Time grid and functional PCA of the segments."""
+    """Time grid and projection of the segments: functional PCA or a fixed DCT or Fourier basis."""
 
+    # "fpca": eigenfunctions of the data. "dct" or "fourier": the first ncp functions of a
+    # fixed basis, lowest frequencies first (avatarjax/projection/fixed_basis.py).
     method: str = "fpca"
     # Points T of the common grid on normalized time [0, 1]; null keeps the window length.
     grid_points: Optional[int] = None
@@ -136,7 +138,7 @@ class ProjectionConfig:
     quadrature: str = "trapezoid"
 
     def __post_init__(self) -> None:
-        _require_choice("projection.method", self.method, ("fpca",))
+        _require_choice("projection.method", self.method, ("fpca", "dct", "fourier"))
         _require_choice("projection.quadrature", self.quadrature, ("trapezoid", "simpson"))
         if self.ncp is None and self.variance_share is None:
             raise ConfigError("projection.ncp and projection.variance_share are both null; set at least one.")

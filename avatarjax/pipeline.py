@@ -22,6 +22,7 @@ from avatarjax.data.loading import CleaningPolicy, SensorSeries, bundled_dataset
 from avatarjax.errors import InputDataError
 from avatarjax.metrics.privacy import privacy_metrics
 from avatarjax.metrics.utility import utility_metrics
+from avatarjax.projection.fixed_basis import fit_fixed_basis
 from avatarjax.projection.fpca import FPCA, fit_fpca, inverse_transform, transform
 from avatarjax.resampling import resample
 from avatarjax.segmentation import Segments, segment_series
@@ -93,7 +94,10 @@ def anonymize_series(series: SensorSeries, cfg: AnonymizeConfig, progress: bool 
 
     # 3. Project with functional PCA.
     with _timed(timings, "project"):
-        fpca = fit_fpca(curves, proj_cfg.ncp, proj_cfg.variance_share, proj_cfg.quadrature)
+        if proj_cfg.method == "fpca":
+            fpca = fit_fpca(curves, proj_cfg.ncp, proj_cfg.variance_share, proj_cfg.quadrature)
+        else:
+            fpca = fit_fixed_basis(curves, proj_cfg.method, proj_cfg.ncp, proj_cfg.variance_share)
         coordinates = jax.block_until_ready(transform(fpca, curves))
 
     # 4. Generate one avatar per segment from its k nearest neighbours.
@@ -159,14 +163,15 @@ def _run_facts(cfg: AnonymizeConfig, series: SensorSeries, segments: Segments, f
         "stride": segments.stride,
         "grid_points": grid_points,
         "projection": cfg.projection.method,
-        "quadrature": cfg.projection.quadrature,
+        # Fixed bases use the rectangle rule; only FPCA uses the configured quadrature.
+        "quadrature": cfg.projection.quadrature if cfg.projection.method == "fpca" else "rectangle",
         "ncp": fpca.ncp,
         "explained_variance_share": float(np.sum(np.asarray(fpca.explained_variance_ratio))),
         "k": cfg.avatar.k,
         "weights": cfg.avatar.weights,
         "seed": cfg.avatar.seed,
         "distance_scale": (
-            "Distances are Euclidean between FPCA score vectors; a score is an L2 inner product "
+            f"Distances are Euclidean between {cfg.projection.method.upper()} score vectors; a score is an L2 inner product "
             f"over normalized time [0, 1], so distances are in the unit of '{cfg.data.value_column}' "
             "and approximate the L2 distance between curves."
         ),

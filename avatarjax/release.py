@@ -79,9 +79,10 @@ def write_figures(result: AnonymizationResult, cfg: AnonymizeConfig, report_dir:
         "curves": plot_curves(result.original_segments, result.avatar_segments, report_dir / "figures" / "curves.png",
                               n_curves=cfg.report.n_curves, seed=cfg.avatar.seed, value_label=cfg.data.value_column),
         "components": plot_components(result.original_coordinates, result.avatar_coordinates,
-                                      report_dir / "figures" / "components.png"),
+                                      report_dir / "figures" / "components.png", method=result.fpca.method),
         "explained_variance": plot_explained_variance(np.asarray(result.fpca.explained_variance_ratio),
-                                                      report_dir / "figures" / "explained_variance.png"),
+                                                      report_dir / "figures" / "explained_variance.png",
+                                                      method=result.fpca.method),
     }
     return {name: str(Path(path).relative_to(report_dir)) for name, path in figures.items()}
 

@@ -35,6 +35,7 @@ def test_overrides_apply():
 @pytest.mark.parametrize("group,option", [("segmentation", "sliding"), ("segmentation", "fixed"),
                                           ("segmentation", "peak"), ("avatar", "avatar"),
                                           ("avatar", "dirichlet"), ("projection", "fpca"),
+                                          ("projection", "dct"), ("projection", "fourier"),
                                           ("data", "nab_machine_temperature")])
 def test_every_group_option_composes(group, option):
     assert isinstance(validate(compose_anonymize([f"{group}={option}"])), AnonymizeConfig)

@@ -30,16 +30,22 @@ logger = logging.getLogger(__name__)
 
 @partial(jax.tree_util.register_dataclass,
          data_fields=["mean", "components", "weights", "explained_variance", "explained_variance_ratio"],
-         meta_fields=[])
+         meta_fields=["method"])
 @dataclass(frozen=True)
 class FPCA:
-    """A fitted FPCA: mean function, eigenfunctions and their explained variance."""
+    """A fitted linear projection of curves: mean function, orthonormal basis functions and their variance.
+
+    `method` is "fpca" for the eigenfunctions of the data; avatarjax/projection/fixed_basis.py
+    builds the same object on a fixed DCT or Fourier basis, so transform and
+    inverse_transform serve every method.
+    """
 
     mean: jax.Array  # (T,), mean curve in value units
     components: jax.Array  # (ncp, T), eigenfunctions, orthonormal: sum_t w_t phi_i phi_j = delta_ij
     weights: jax.Array  # (T,), quadrature weights on normalized time, summing to 1
     explained_variance: jax.Array  # (ncp,), variance of each score (divided by n - 1)
     explained_variance_ratio: jax.Array  # (ncp,), share of the total functional variance
+    method: str = "fpca"
 
     @property
     def ncp(self) -> int:

@@ -1,4 +1,4 @@
-"""PNG figures of a run: segments, FPCA scores and explained variance.
+"""PNG figures of a run: segments, projection scores and explained variance.
 
 The figures are drawn on matplotlib Figure objects with the Agg canvas, never through
 pyplot. So no window opens and the caller's pyplot backend stays as it is. No pyplot
@@ -114,8 +114,9 @@ def plot_components(
     avatar_scores: np.ndarray,
     path: str | os.PathLike[str],
     seed: int = 0,
+    method: str = "fpca",
 ) -> Path:
-    """Scatter the first two FPCA scores of originals and avatars on one axis.
+    """Scatter the first two projection scores (method "fpca", "dct" or "fourier") of originals and avatars.
 
     Both arrays have shape (segments, components) with at least 2 components. An array with
     more than MAX_SCATTER_POINTS rows is drawn as a random subsample of that many rows,
@@ -134,9 +135,9 @@ def plot_components(
     ax = figure.subplots()
     for scores, color in ((shown_original, ORIGINAL_COLOR), (shown_avatars, AVATAR_COLOR)):
         ax.scatter(scores[:, 0], scores[:, 1], s=3, color=color, alpha=0.3, linewidths=0)
-    ax.set_xlabel("FPC 1")
-    ax.set_ylabel("FPC 2")
-    ax.set_title(_components_title(original_scores, shown_original, avatar_scores, shown_avatars))
+    ax.set_xlabel(f"{method.upper()} 1")
+    ax.set_ylabel(f"{method.upper()} 2")
+    ax.set_title(_components_title(original_scores, shown_original, avatar_scores, shown_avatars, method))
 
     # Proxy handles, because handles taken from the scatter would copy its tiny, faint markers.
     handles = [
@@ -148,9 +149,10 @@ def plot_components(
 
 
 def _components_title(
-    original: np.ndarray, shown_original: np.ndarray, avatars: np.ndarray, shown_avatars: np.ndarray
+    original: np.ndarray, shown_original: np.ndarray, avatars: np.ndarray, shown_avatars: np.ndarray,
+    method: str = "fpca",
 ) -> str:
-    title = "First two FPCA components"
+    title = f"First two {method.upper()} components"
     if shown_original.shape[0] < original.shape[0] or shown_avatars.shape[0] < avatars.shape[0]:
         title += (
             f"\nrandom subsample: {shown_original.shape[0]} of {original.shape[0]} originals, "
@@ -159,7 +161,7 @@ def _components_title(
     return title
 
 
-def plot_explained_variance(ratio: np.ndarray, path: str | os.PathLike[str]) -> Path:
+def plot_explained_variance(ratio: np.ndarray, path: str | os.PathLike[str], method: str = "fpca") -> Path:
     """Draw the explained-variance ratio per component as bars and its cumulative sum as a line.
 
     ratio has shape (ncp,) and contains fractions in [0, 1], not percentages. Both are
@@ -183,7 +185,7 @@ def plot_explained_variance(ratio: np.ndarray, path: str | os.PathLike[str]) -> 
     figure = _new_figure(7.5, 4.5)
     ax = figure.subplots()
     ax.bar(components, percent, color=ORIGINAL_COLOR, label="per component")
-    ax.set_xlabel("FPCA component")
+    ax.set_xlabel(f"{method.upper()} component")
     ax.set_ylabel("explained variance (%)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(0.4, ratio.shape[0] + 0.6)

@@ -44,6 +44,7 @@ def plot_frontier(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     ks = table["k"].to_numpy(float)
     norm = LogNorm(ks.min(), ks.max()) if ks.min() > 0 and ks.max() > ks.min() else Normalize(ks.min(), ks.max() + 1)
     cmap = colormaps["viridis"]
+    several_projections = "projection" in table and table["projection"].nunique() > 1
     for row_index, (y_name, y_label) in enumerate(_ROWS):
         for column_index, (x_name, x_label) in enumerate(columns):
             ax = axes[row_index, column_index]
@@ -61,7 +62,10 @@ def plot_frontier(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
                 if bool(table["best"].iloc[i]):
                     ax.scatter(x[i], y[i], s=220, marker="*", color="crimson", zorder=4)
                 ncp = table["ncp"].iloc[i]
-                ax.annotate(f"k={table['k'].iloc[i]}" + ("" if pd.isna(ncp) else f", ncp={ncp}"), (x[i], y[i]),
+                label = f"k={table['k'].iloc[i]}" + ("" if pd.isna(ncp) else f", ncp={ncp}")
+                if several_projections:
+                    label = f"{table['projection'].iloc[i]} {label}"
+                ax.annotate(label, (x[i], y[i]),
                             textcoords="offset points", xytext=(5, 4), fontsize=7, color="0.25")
             threshold = PRIVACY_TARGETS[y_name].threshold
             ax.axhline(threshold, color="crimson", linestyle="--", linewidth=0.9)

@@ -40,8 +40,8 @@ NOT_AVAILABLE = "n/a"
 FIGURE_CAPTIONS = {
     "curves": "Randomly chosen original segments (left) and avatar segments (right) on a "
               "shared y axis.",
-    "components": "Originals and avatars on the first two FPCA components.",
-    "explained_variance": "Explained-variance ratio per FPCA component (bars) and its "
+    "components": "Originals and avatars on the first two components of the projection.",
+    "explained_variance": "Explained-variance ratio per projection component (bars) and its "
                           "cumulative share (line).",
 }
 

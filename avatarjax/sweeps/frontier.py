@@ -36,7 +36,7 @@ from avatarjax.sweeps.objective import constrained_objective
 logger = logging.getLogger(__name__)
 
 FRONTIER_DIR = "frontier"
-SETTING_KEYS = ("k", "ncp", "weights", "window", "stride")
+SETTING_KEYS = ("projection", "k", "ncp", "weights", "window", "stride")
 PRIVACY_KEYS = tuple(PRIVACY_TARGETS)
 UTILITY_KEYS = ("hellinger", "autocorrelation_lag10")
 
@@ -49,7 +49,9 @@ def _run_row(path: Path, sweep_dir: Path) -> dict | None:
         analysis = metrics["analyses"][0]
         anonymization = analysis.get("anonymization", {})
         run = metrics["run"]
-        row.update(job="validate", k=run["k"], ncp=anonymization.get("ncp", run.get("ncp")), seed=run["seed"],
+        row.update(job="validate", projection=run.get("projection", "fpca"), k=run["k"],
+                   ncp=anonymization.get("ncp", run.get("ncp")), seed=run["seed"],
+                   explained_variance_share=anonymization.get("explained_variance_share", math.nan),
                    weights=run["weights"], window=str(run["detector_window"]), stride=run["train_stride"],
                    score_correlation=analysis["correlation"]["overall"],
                    objective=constrained_objective(analysis, metrics.get("config", {}).get("objective",
@@ -57,7 +59,9 @@ def _run_row(path: Path, sweep_dir: Path) -> dict | None:
         privacy, utility = analysis["privacy"], analysis["utility"]
     elif "privacy" in metrics:
         run = metrics["run"]
-        row.update(job="anonymize", k=run["k"], ncp=run["ncp"], seed=run["seed"], weights=run["weights"],
+        row.update(job="anonymize", projection=run.get("projection", "fpca"), k=run["k"], ncp=run["ncp"],
+                   seed=run["seed"], explained_variance_share=run.get("explained_variance_share", math.nan),
+                   weights=run["weights"],
                    window=str(run["window"]), stride=run["stride"], score_correlation=math.nan)
         privacy, utility = metrics["privacy"], metrics["utility"]
         row["objective"] = constrained_objective({"privacy": privacy, "utility": utility}, "hellinger")
@@ -90,12 +94,12 @@ def collect_runs(sweep_dir: str | Path) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame["job"].nunique() > 1:
         raise ValueError(f"{sweep_dir} mixes anonymization and validation runs; summarize each sweep on its own.")
-    return frame.sort_values(["k", "ncp", "seed", "run"], kind="stable").reset_index(drop=True)
+    return frame.sort_values(["projection", "k", "ncp", "seed", "run"], kind="stable").reset_index(drop=True)
 
 
 def summarize_settings(runs: pd.DataFrame) -> pd.DataFrame:
     """Group runs by setting (all sweep keys but the seed): mean and std over seeds, flags."""
-    measured = [*PRIVACY_KEYS, *UTILITY_KEYS, "score_correlation", "objective"]
+    measured = ["explained_variance_share", *PRIVACY_KEYS, *UTILITY_KEYS, "score_correlation", "objective"]
     grouped = runs.groupby(list(SETTING_KEYS), sort=True, dropna=False)
     table = grouped[measured].mean()
     spread = grouped[measured].std(ddof=1).add_suffix("_std")
@@ -146,8 +150,8 @@ def render_markdown(table: pd.DataFrame, runs: pd.DataFrame, sweep_dir: Path) ->
         f"A setting meets privacy when every one of its runs meets every privacy target ({targets}).",
         "",
     ]
-    columns = ["k", "ncp", "window", "stride", "seeds", "hidden_rate", "local_cloaking", "distance_to_closest",
-               "hellinger"] + (["score_correlation"] if has_correlation else []) + \
+    columns = ["projection", "k", "ncp", "window", "stride", "seeds", "explained_variance_share", "hidden_rate",
+               "local_cloaking", "distance_to_closest", "hellinger"] + (["score_correlation"] if has_correlation else []) + \
               ["objective", "privacy_met", "frontier", "best"]
     lines.append("| " + " | ".join(columns) + " |")
     lines.append("|" + "---|" * len(columns))
