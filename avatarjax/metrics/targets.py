@@ -62,6 +62,17 @@ PRIVACY_TARGETS: dict[str, Target] = {
     ),
 }
 
+# Privacy targets of static variables (one value per individual), which an attacker may hold
+# in an external source.
+STATIC_PRIVACY_TARGETS: dict[str, Target] = {
+    "correlation_protection_rate": Target(
+        "Correlation protection rate", ">", 95.0, "%",
+        "Share of originals not linked to their own avatar by an attacker who knows some static "
+        "variables of the originals and picks the closest avatar on them. When the own avatar ties "
+        "with m other avatars for closest, the original counts as 1/(m + 1) linked.",
+    ),
+}
+
 UTILITY_TARGETS: dict[str, Target] = {
     "hellinger": Target(
         "Hellinger distance (pointwise)", "<", 0.2, "",
