@@ -236,12 +236,15 @@ class AnonymizeConfig:
 
 
 def register_configs() -> None:
-    """Register the schemas that `conf/anonymize.yaml` and `conf/validate.yaml` name in their defaults lists."""
+    """Register the schemas that `conf/anonymize.yaml`, `conf/validate.yaml` and `conf/anonymize_blocks.yaml` name in their defaults lists."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
     store.store(name="anonymize_schema", node=AnonymizeConfig)
     store.store(name="validate_schema", node=ValidateConfig)
+    from avatarjax.config_blocks import AnonymizeBlocksConfig  # imported here: config_blocks imports this module
+
+    store.store(name="anonymize_blocks_schema", node=AnonymizeBlocksConfig)
 
 
 def validate(cfg: DictConfig | AnonymizeConfig) -> AnonymizeConfig:
