@@ -296,3 +296,13 @@ def test_validate_bad_dates_exit_code(tmp_path):
                                 f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, cwd=root, timeout=600)
     assert completed.returncode == 2
     assert "outside the series" in completed.stderr
+
+
+def test_score_interval_lower_bound_not_negative():
+    from avatarjax.detection.scoring import seed_mean_and_interval
+
+    scores = np.array([[0.0, 1.0], [0.0, 1.1], [0.3, 0.9]])
+    mean, low, high = seed_mean_and_interval(scores)
+    assert low[0] == 0.0
+    assert high[0] > mean[0] > 0.0
+    assert 0.0 < low[1] < mean[1] < high[1]

@@ -229,3 +229,18 @@ def test_validation_sweep_returns_objective_and_reuses_original_model(tmp_path):
         summary = json.loads((sweep / row["run"] / "tracking" / "summary.json").read_text())
         assert summary["objective"] == pytest.approx(row["objective"])
         assert summary["smoke/correlation/overall"] == pytest.approx(row["score_correlation"])
+
+
+def test_frontier_rejects_run_folder_and_file(tmp_path):
+    _write_run(tmp_path / "0", 5, 0, 92.0, 6.0, 0.05)
+    with pytest.raises(ValueError, match="folder of one run"):
+        collect_runs(tmp_path / "0")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        collect_runs(tmp_path / "0" / "metrics.json")
+
+
+def test_frontier_ignores_nested_sweeps(tmp_path):
+    _write_run(tmp_path / "0", 5, 0, 92.0, 6.0, 0.05)
+    _write_run(tmp_path / "old_sweep" / "0", 50, 0, 99.0, 9.0, 0.09)
+    runs = collect_runs(tmp_path)
+    assert list(runs["k"]) == [5]

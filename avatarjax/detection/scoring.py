@@ -73,10 +73,13 @@ def time_step_scores(errors: np.ndarray, starts: np.ndarray, window: int, n_step
 
 
 def seed_mean_and_interval(scores: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return mean, lower and upper bounds of a Student t confidence interval across seeds (axis 0)."""
+    """Return mean, lower and upper bounds of a Student t confidence interval across seeds (axis 0).
+
+    Scores are mean squared errors, which cannot be negative, so the lower bound is cut at 0.
+    """
     n_seeds = scores.shape[0]
     mean = scores.mean(axis=0)
     if n_seeds < 2:
         return mean, mean.copy(), mean.copy()
     half_width = stats.t.ppf(0.5 + confidence / 2, n_seeds - 1) * scores.std(axis=0, ddof=1) / np.sqrt(n_seeds)
-    return mean, mean - half_width, mean + half_width
+    return mean, np.maximum(mean - half_width, 0.0), mean + half_width

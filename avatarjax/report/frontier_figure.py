@@ -39,7 +39,8 @@ def plot_frontier(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Draw the frontier of a settings table (summarize_settings) and save it as PNG."""
     target = _check_png_path(path)
     columns = [column for column in _COLUMNS if table[column[0]].notna().any()]
-    figure = _new_figure(5.0 * len(columns), 7.5)
+    # At least 7 inches wide, so the title fits above a single column of panels.
+    figure = _new_figure(max(5.0 * len(columns), 7.0), 7.5)
     axes = np.asarray(figure.subplots(len(_ROWS), len(columns), squeeze=False))
     ks = table["k"].to_numpy(float)
     norm = LogNorm(ks.min(), ks.max()) if ks.min() > 0 and ks.max() > ks.min() else Normalize(ks.min(), ks.max() + 1)
@@ -65,8 +66,10 @@ def plot_frontier(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
                 label = f"k={table['k'].iloc[i]}" + ("" if pd.isna(ncp) else f", ncp={ncp}")
                 if several_projections:
                     label = f"{table['projection'].iloc[i]} {label}"
-                ax.annotate(label, (x[i], y[i]),
-                            textcoords="offset points", xytext=(5, 4), fontsize=7, color="0.25")
+                # Alternate labels above and below their points, so neighbours with the same y
+                # (for example one k at two ncp) do not print over each other.
+                ax.annotate(label, (x[i], y[i]), textcoords="offset points",
+                            xytext=(5, 4) if i % 2 == 0 else (5, -11), fontsize=7, color="0.25")
             threshold = PRIVACY_TARGETS[y_name].threshold
             ax.axhline(threshold, color="crimson", linestyle="--", linewidth=0.9)
             ax.set_xlabel(x_label)

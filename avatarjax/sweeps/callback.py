@@ -28,7 +28,7 @@ class FrontierCallback(Callback):
         sweep_dir = config.hydra.sweep.dir
         try:
             paths = write_frontier(sweep_dir)
-        except (FileNotFoundError, ValueError, KeyError) as error:
+        except (OSError, ValueError, KeyError) as error:
             logger.error("Could not summarize the sweep in %s: %s", sweep_dir, error)
             return
         print(f"Wrote the privacy-utility frontier of {sweep_dir}:")

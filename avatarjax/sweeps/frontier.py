@@ -11,11 +11,11 @@ experiments/validate.py under Hydra's multirun, any sweeper or launcher). Output
   validation runs, against the anomaly-score correlation.
 
 Definitions. A setting "meets privacy" when every run of it meets every privacy target. A
-setting is on the frontier when no other setting dominates it. Setting B dominates A when B
-is at least as good in every criterion and strictly better in one. The criteria are the mean
-hidden rate and mean local cloaking (higher is better), the mean Hellinger distance (lower is
-better) and, where measured, the mean score correlation (higher is better). The best
-setting is the one that meets privacy with the smallest mean objective
+setting is on the frontier when no other setting dominates it on the two axes of the
+trade-off: the mean hidden rate (higher is better) and the mean utility, which is the score
+correlation where measured (higher is better) and otherwise the Hellinger distance (lower is
+better). Setting B dominates A when B is at least as good on both and strictly better on one.
+The best setting is the one that meets privacy with the smallest mean objective
 (avatarjax/sweeps/objective.py).
 """
 
@@ -82,9 +82,15 @@ def _run_row(path: Path, sweep_dir: Path) -> dict | None:
 def collect_runs(sweep_dir: str | Path) -> pd.DataFrame:
     """Read every run's metrics.json under sweep_dir (not the frontier folder) into one table."""
     sweep_dir = Path(sweep_dir)
+    if sweep_dir.is_file():
+        raise NotADirectoryError(f"{sweep_dir} is a file; give the sweep folder a multirun wrote.")
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"sweep folder {sweep_dir} does not exist; give the folder a multirun wrote.")
-    paths = sorted(path for path in sweep_dir.rglob("metrics.json") if FRONTIER_DIR not in path.parts)
+    if (sweep_dir / "metrics.json").exists():
+        raise ValueError(f"{sweep_dir} is the folder of one run; give its sweep folder, {sweep_dir.parent}.")
+    # Runs sit one level down (Hydra's sweep subdir is the job number). Deeper metrics files
+    # belong to other sweeps nested below, which must not be mixed in.
+    paths = sorted(sweep_dir.glob("*/metrics.json"))
     rows = [row for row in (_run_row(path, sweep_dir) for path in paths) if row is not None]
     if not rows:
         raise FileNotFoundError(
@@ -117,10 +123,10 @@ def summarize_settings(runs: pd.DataFrame) -> pd.DataFrame:
 
 def frontier_mask(table: pd.DataFrame) -> np.ndarray:
     """True for settings that no other setting dominates (see the module docstring)."""
-    # Oriented so that larger is better in every column; NaN columns (no correlation) are dropped.
-    columns = {"hidden_rate": 1.0, "local_cloaking": 1.0, "hellinger": -1.0, "score_correlation": 1.0}
-    used = [name for name in columns if table[name].notna().all()]
-    values = np.column_stack([columns[name] * table[name].to_numpy(float) for name in used])
+    # Oriented so that larger is better in both columns.
+    utility = (table["score_correlation"].to_numpy(float) if table["score_correlation"].notna().all()
+               else -table["hellinger"].to_numpy(float))
+    values = np.column_stack([table["hidden_rate"].to_numpy(float), utility])
     mask = np.ones(len(table), dtype=bool)
     for i in range(len(table)):
         others = np.delete(values, i, axis=0)
@@ -129,11 +135,17 @@ def frontier_mask(table: pd.DataFrame) -> np.ndarray:
     return mask
 
 
-def _format(value, digits: int = 3) -> str:
+# Columns shown with one decimal (percentages and medians of counts); others get 3 significant digits.
+_ONE_DECIMAL = {"hidden_rate", "local_cloaking", "row_direct_match_protection"}
+
+
+def _format(value, column: str = "") -> str:
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
     if isinstance(value, (float, np.floating)):
-        return "n/a" if math.isnan(value) else f"{value:.{digits}g}"
+        if math.isnan(value):
+            return "n/a"
+        return f"{value:.1f}" if column in _ONE_DECIMAL else f"{value:.3g}"
     return str(value)
 
 
@@ -158,16 +170,16 @@ def render_markdown(table: pd.DataFrame, runs: pd.DataFrame, sweep_dir: Path) ->
     for _, row in table.iterrows():
         cells = []
         for name in columns:
-            cell = _format(row[name])
+            cell = _format(row[name], name)
             spread = row.get(f"{name}_std")
             if spread is not None and isinstance(spread, float) and not math.isnan(spread) and row["seeds"] > 1:
-                cell += f" ± {spread:.2g}"
+                cell += f" ± {spread:.1f}" if name in _ONE_DECIMAL else f" ± {spread:.2g}"
             cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")
     best = table[table["best"]]
     lines.append("")
     if best.empty:
-        lines.append("No setting meets every privacy target; raise k or lower ncp and sweep again.")
+        lines.append("No setting meets every privacy target; raise k (or use a larger stride) and sweep again.")
     else:
         row = best.iloc[0]
         lines.append(f"Best setting that meets every privacy target: k = {row['k']}, ncp = {row['ncp']} "

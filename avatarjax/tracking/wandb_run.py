@@ -6,9 +6,12 @@ writes its cache, artifact staging and settings into the home folder:
 - `<run>/wandb/cache`, `<run>/wandb/data`, `<run>/wandb/config`, `<run>/wandb/artifacts`.
 The environment variables that move them are set for the run and restored at finish.
 
-Privacy: console capture, code saving and wandb's metadata (command line, host) are off, so
-W&B receives only what the run logs through this class (see avatarjax/tracking/base.py for
-the rule on original series).
+Privacy: console capture, code saving and wandb's metadata (command line) are off, the host
+name is replaced by "hidden", and folders below the working folder are given to wandb as
+relative paths. So W&B receives only what the run logs through this class (see
+avatarjax/tracking/base.py for the rule on original series).
+NOTE: wandb still records the absolute path of its staging folder for each logged table
+(<run>/wandb/data/artifacts/staging), so a synced run shows where the run folder was.
 """
 
 from __future__ import annotations
@@ -43,6 +46,18 @@ def _import_wandb():
     return wandb
 
 
+def _shown_path(path: Path) -> str:
+    """Return path relative to the working folder when it lies below it, else absolute.
+
+    wandb copies these paths into its run files (for example the staging path of each
+    logged table), and an absolute path can name the user or the site.
+    """
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 class WandbTracker(Tracker):
     """One W&B run whose files live under `<run_dir>/wandb/`."""
 
@@ -57,15 +72,16 @@ class WandbTracker(Tracker):
         for variable, folder in _FOLDERS.items():
             path = self.run_dir / folder
             path.mkdir(parents=True, exist_ok=True)
-            os.environ[variable] = str(path)
-        options = {"console": "off", "save_code": False, "disable_code": True, "silent": True}
+            os.environ[variable] = _shown_path(path)
+        # The host name is replaced, because wandb records it in every run file.
+        options = {"console": "off", "save_code": False, "disable_code": True, "silent": True, "host": "hidden"}
         # wandb's metadata contains the command line, whose data.path may name a site. The
         # config's "environment" entry records the versions, backend and git revision instead.
         if "x_disable_meta" in getattr(wandb.Settings, "model_fields", {}):
             options["x_disable_meta"] = True
         settings = wandb.Settings(**options)
         self.run = wandb.init(
-            project=project, entity=entity, mode=mode, dir=str(self.run_dir), name=name, group=group,
+            project=project, entity=entity, mode=mode, dir=_shown_path(self.run_dir), name=name, group=group,
             tags=list(tags or []), config={**config, "environment": environment}, settings=settings,
             reinit="create_new",
         )
