@@ -335,8 +335,11 @@ def snap_to_grid(
     off_grid = phases != phase
     count = int(off_grid.sum())
     grid_text = f"the {format_period(period)} grid anchored at {format_time(anchor)}"
+    # Rule counts reach metrics.json, which may be shared, so they do not give the anchor time:
+    # the recording's start time is metadata of the original data.
+    shared_grid_text = f"the {format_period(period)} grid of the most common phase"
     if count == 0:
-        return rows, RuleCount("off_grid", 0, f"every timestamp was on {grid_text}")
+        return rows, RuleCount("off_grid", 0, f"every timestamp was on {shared_grid_text}")
 
     if policy.off_grid == "error":
         first = int(np.flatnonzero(off_grid)[0])
@@ -349,5 +352,5 @@ def snap_to_grid(
 
     moved = Rows(snapped, rows.values, rows.lines, rows.file_times)
     return moved, RuleCount(
-        "off_grid", count, f"moved {count_noun(count, 'row')} to the nearest point of {grid_text}"
+        "off_grid", count, f"moved {count_noun(count, 'row')} to the nearest point of {shared_grid_text}"
     )

@@ -145,6 +145,8 @@ def _format(value, column: str = "") -> str:
     if isinstance(value, (float, np.floating)):
         if math.isnan(value):
             return "n/a"
+        if column == "explained_variance_share":
+            return f"{value:.4f}"
         return f"{value:.1f}" if column in _ONE_DECIMAL else f"{value:.3g}"
     return str(value)
 
@@ -160,6 +162,8 @@ def render_markdown(table: pd.DataFrame, runs: pd.DataFrame, sweep_dir: Path) ->
         f"{int(table['seeds'].max())} seed(s) per setting at most. Values are means over seeds "
         "(± standard deviation where there are two seeds or more).",
         f"A setting meets privacy when every one of its runs meets every privacy target ({targets}).",
+        "objective: utility loss (1 - score correlation, or the Hellinger distance without a detector) "
+        "plus 2 and the relative shortfall for each missed privacy target; smaller is better.",
         "",
     ]
     columns = ["projection", "k", "ncp", "window", "stride", "seeds", "explained_variance_share", "hidden_rate",
