@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from avatarjax.multiblock_metrics import (
     static_privacy_metrics,
     utility_by_block,
 )
+from avatarjax.pipeline import timed_stage
 from avatarjax.projection import static as static_projection
 from avatarjax.projection.fixed_basis import fit_fixed_basis
 from avatarjax.projection.fpca import FPCA, fit_fpca, inverse_transform, transform
@@ -78,14 +78,6 @@ class BlockAnonymizationResult:
         if self.avatar_static is None:
             return None
         return self.avatar_static.iloc[self.release_order].reset_index(drop=True)
-
-
-@contextmanager
-def _timed(timings: dict, stage: str):
-    start = time.perf_counter()
-    yield
-    timings[stage] = round(time.perf_counter() - start, 3)
-    logger.info("%s took %.2f s.", stage, timings[stage])
 
 
 def _fit_temporal(block: TemporalBlock) -> tuple[FPCA, int, jax.Array]:
@@ -132,7 +124,7 @@ def anonymize_blocks(temporal: Sequence[TemporalBlock], static: StaticBlock | No
 
     # 2-3. Resample each temporal block onto its own grid and project every block.
     projections, grids, coordinates = {}, {}, {}
-    with _timed(timings, "project"):
+    with timed_stage(timings, "project"):
         for block in temporal:
             projections[block.name], grids[block.name], coordinates[block.name] = _fit_temporal(block)
         if static is not None:
@@ -147,12 +139,12 @@ def anonymize_blocks(temporal: Sequence[TemporalBlock], static: StaticBlock | No
 
     # 5. Generate one avatar per individual in the joint space.
     key_avatars, key_release = seed_keys(avatar.seed)
-    with _timed(timings, "generate"):
+    with timed_stage(timings, "generate"):
         avatars = generate_avatars(key_avatars, original_joint, avatar.k, avatar.weights, progress=progress)
         avatar_joint = np.asarray(jax.block_until_ready(avatars.coordinates), np.float64)
 
     # 6. Split per block, undo the weights and invert each block's projection.
-    with _timed(timings, "inverse"):
+    with timed_stage(timings, "inverse"):
         avatar_parts = {name: part / scales[name] for name, part in split_blocks(avatar_joint, layout).items()}
         avatar_temporal = {}
         for block in temporal:
@@ -184,12 +176,12 @@ def anonymize_blocks(temporal: Sequence[TemporalBlock], static: StaticBlock | No
 
 def _measure(result: BlockAnonymizationResult, significant_digits: int, attack: AttackConfig | None,
              progress: bool | None, timings: dict) -> dict:
-    with _timed(timings, "privacy_metrics"):
+    with timed_stage(timings, "privacy_metrics"):
         privacy = joint_privacy_metrics(result.original_coordinates, result.avatar_coordinates, progress)
         privacy.update(row_match_metrics(result.original_temporal, result.released_temporal(), significant_digits))
     metrics: dict = {"privacy": privacy}
     if attack is not None:
-        with _timed(timings, "static_privacy_metrics"):
+        with timed_stage(timings, "static_privacy_metrics"):
             original_table = attack_table(result.original_temporal, result.original_static)
             avatar_table = attack_table(result.avatar_temporal, result.avatar_static)
             static_privacy = static_privacy_metrics(original_table, avatar_table, attack.known_columns,
@@ -199,7 +191,7 @@ def _measure(result: BlockAnonymizationResult, significant_digits: int, attack: 
         else:
             privacy["correlation_protection_rate"] = static_privacy["correlation_protection_rate"]
             metrics["inference"] = static_privacy["inference"]
-    with _timed(timings, "utility_metrics"):
+    with timed_stage(timings, "utility_metrics"):
         metrics["utility"] = utility_by_block(result.original_temporal, result.avatar_temporal,
                                               result.original_static, result.avatar_static)
     return metrics

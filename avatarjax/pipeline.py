@@ -48,7 +48,8 @@ class AnonymizationResult:
 
 
 @contextmanager
-def _timed(timings: dict, stage: str):
+def timed_stage(timings: dict, stage: str):
+    """Time the block under `stage` in timings (seconds, 3 decimals) and log it."""
     start = time.perf_counter()
     yield
     timings[stage] = round(time.perf_counter() - start, 3)
@@ -81,7 +82,7 @@ def anonymize_series(series: SensorSeries, cfg: AnonymizeConfig, progress: bool 
     seg_cfg, proj_cfg, avatar_cfg = cfg.segmentation, cfg.projection, cfg.avatar
 
     # 1. Segment: each segment is an individual.
-    with _timed(timings, "segment"):
+    with timed_stage(timings, "segment"):
         segments = segment_series(series, seg_cfg.method, seg_cfg.window, seg_cfg.stride,
                                   seg_cfg.peak_prominence, seg_cfg.peak_distance)
         _check_segment_count(segments, avatar_cfg.k)
@@ -89,11 +90,11 @@ def anonymize_series(series: SensorSeries, cfg: AnonymizeConfig, progress: bool 
 
     # 2. Normalize time to [0, 1] and resample onto the common grid of T points.
     grid_points = proj_cfg.grid_points or segments.window_steps
-    with _timed(timings, "resample"):
+    with timed_stage(timings, "resample"):
         curves = resample(original_segments, grid_points)
 
     # 3. Project with functional PCA.
-    with _timed(timings, "project"):
+    with timed_stage(timings, "project"):
         if proj_cfg.method == "fpca":
             fpca = fit_fpca(curves, proj_cfg.ncp, proj_cfg.variance_share, proj_cfg.quadrature)
         else:
@@ -102,12 +103,12 @@ def anonymize_series(series: SensorSeries, cfg: AnonymizeConfig, progress: bool 
 
     # 4. Generate one avatar per segment from its k nearest neighbours.
     key_avatars, key_release = seed_keys(avatar_cfg.seed)
-    with _timed(timings, "generate"):
+    with timed_stage(timings, "generate"):
         avatars = generate_avatars(key_avatars, coordinates, avatar_cfg.k, avatar_cfg.weights, progress=progress)
         jax.block_until_ready(avatars.coordinates)
 
     # 5. Invert the projection and map the grid back to the window's steps.
-    with _timed(timings, "inverse"):
+    with timed_stage(timings, "inverse"):
         avatar_curves = inverse_transform(fpca, avatars.coordinates)
         avatar_segments = np.asarray(resample(avatar_curves, segments.window_steps), dtype=np.float64)
 
@@ -116,10 +117,10 @@ def anonymize_series(series: SensorSeries, cfg: AnonymizeConfig, progress: bool 
     released = avatar_segments[order]
 
     # 7. Measure privacy in the projected space and utility on the value scale.
-    with _timed(timings, "privacy_metrics"):
+    with timed_stage(timings, "privacy_metrics"):
         privacy = privacy_metrics(coordinates, avatars.coordinates, original_segments, released,
                                   cfg.release.significant_digits, progress=progress)
-    with _timed(timings, "utility_metrics"):
+    with timed_stage(timings, "utility_metrics"):
         utility = utility_metrics(original_segments, avatar_segments)
 
     metrics = {
