@@ -73,6 +73,22 @@ STATIC_PRIVACY_TARGETS: dict[str, Target] = {
     ),
 }
 
+# Entity-level privacy targets (avatarjax.metrics.entity_privacy): a match to an avatar of the
+# same protected entity (a day, a machine) counts as found. Thresholds are those of the
+# segment-level hidden rate and local cloaking.
+ENTITY_PRIVACY_TARGETS: dict[str, Target] = {
+    "entity_hidden_rate": Target(
+        "Entity hidden rate", ">", 90.0, "%",
+        "Share of originals whose closest avatar was generated from a segment of another entity; "
+        "a tie with an avatar of the own entity counts as found.",
+    ),
+    "entity_local_cloaking": Target(
+        "Entity local cloaking (median)", ">=", 5.0, "",
+        "Per original, the number of avatars of other entities strictly closer to it than the "
+        "closest avatar of its own entity (ties are not counted); median over originals.",
+    ),
+}
+
 UTILITY_TARGETS: dict[str, Target] = {
     "hellinger": Target(
         "Hellinger distance (pointwise)", "<", 0.2, "",
