@@ -11,6 +11,14 @@ The search runs in two phases for each block of queries, both inside one jitted 
    Their rows are gathered, distances are recomputed exactly as sum((q - r)^2), and
    `lax.top_k` runs over k * chunk_size candidates instead of n.
 
+Temporal exclusion (`exclude_radius` > 0, self search only): reference row j is not a
+candidate for query i when |positions[i] - positions[j]| < exclude_radius. The band is masked
+to +inf in both phases. Masking only the refinement would be wrong: a chunk whose minimum is an
+excluded row could win a screening place while it contains no eligible row, and push out a chunk
+that contains a true neighbour. With the mask in the screening, every chunk minimum is a minimum
+over eligible rows (inf when it has none), so the argument above holds for eligible rows; when
+fewer than k chunks have a finite minimum, all of them are selected and contain every eligible row.
+
 On CPU this replaces a selection over n values per query, which dominates a plain blocked
 `lax.top_k`, by one cheap min-reduction; see scripts/benchmark_pipeline.py for measurements.
 """
@@ -41,15 +49,19 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-@partial(jax.jit, static_argnames=("k", "chunk_size", "tile_size", "n_reference"))
-def _knn_block(queries, query_index, reference, reference_sq, *, k, chunk_size, tile_size,
-               n_reference):
+@partial(jax.jit, static_argnames=("k", "chunk_size", "tile_size", "n_reference", "exclude_radius"))
+def _knn_block(queries, query_index, reference, reference_sq, query_position=None, reference_position=None,
+               *, k, chunk_size, tile_size, n_reference, exclude_radius=0):
     """Return squared distances and indices of the k nearest reference rows of each query.
 
     `query_index` holds each query's row index in the reference set, or -1 when the query
     must not be excluded; `reference` is padded to a multiple of `tile_size` and its padded
-    rows have `reference_sq` = inf.
+    rows have `reference_sq` = inf. With `exclude_radius` > 0, `query_position` (block,) and
+    `reference_position` (padded,) are int32 positions and rows closer than the radius are
+    masked as well. `exclude_radius` is static so that radius 0 compiles the program without
+    the band, exactly as before.
     """
+
     block = queries.shape[0]
     n_tiles = reference.shape[0] // tile_size
     chunks_per_tile = tile_size // chunk_size
@@ -61,7 +73,11 @@ def _knn_block(queries, query_index, reference, reference_sq, *, k, chunk_size, 
         rows_sq = jax.lax.dynamic_slice_in_dim(reference_sq, tile * tile_size, tile_size)
         partial_sq = rows_sq[None, :] - 2.0 * (queries @ rows.T)
         column = tile * tile_size + jnp.arange(tile_size)
-        partial_sq = jnp.where(column[None, :] == query_index[:, None], jnp.inf, partial_sq)
+        excluded = column[None, :] == query_index[:, None]
+        if exclude_radius > 0:
+            tile_position = jax.lax.dynamic_slice_in_dim(reference_position, tile * tile_size, tile_size)
+            excluded = excluded | (jnp.abs(query_position[:, None] - tile_position[None, :]) < exclude_radius)
+        partial_sq = jnp.where(excluded, jnp.inf, partial_sq)
         return carry, partial_sq.reshape(block, chunks_per_tile, chunk_size).min(axis=-1)
 
     _, chunk_min = jax.lax.scan(screen_tile, None, jnp.arange(n_tiles))
@@ -74,6 +90,9 @@ def _knn_block(queries, query_index, reference, reference_sq, *, k, chunk_size, 
     candidate_index = (best_chunks[:, :, None] * chunk_size + jnp.arange(chunk_size)).reshape(block, -1)
     sq = jnp.sum((queries[:, None, None, :] - candidates) ** 2, axis=-1).reshape(block, -1)
     invalid = (candidate_index == query_index[:, None]) | (candidate_index >= n_reference)
+    if exclude_radius > 0:
+        candidate_position = reference_position[candidate_index]  # padded rows have a position too
+        invalid = invalid | (jnp.abs(query_position[:, None] - candidate_position) < exclude_radius)
     sq = jnp.where(invalid, jnp.inf, sq)
     neg_sq, position = jax.lax.top_k(-sq, k)
     return -neg_sq, jnp.take_along_axis(candidate_index, position, axis=1)
@@ -81,13 +100,21 @@ def _knn_block(queries, query_index, reference, reference_sq, *, k, chunk_size, 
 
 def knn(queries, reference=None, k: int = 20, *, block_size: int = DEFAULT_BLOCK_SIZE,
         chunk_size: int = DEFAULT_CHUNK_SIZE, tile_size: int = DEFAULT_TILE_SIZE,
-        progress: bool | None = None) -> tuple[jax.Array, jax.Array]:
+        progress: bool | None = None, exclude_radius: int = 0,
+        positions=None) -> tuple[jax.Array, jax.Array]:
     """Find the k nearest reference rows (Euclidean) of every query row.
 
     With `reference=None` the queries are their own reference set and each row is excluded
     by its index, not by its position: an identical duplicate row is still a neighbour at
     distance 0. Returns (distances, indices), both of shape (n_queries, k), sorted by
     increasing distance; ties are broken arbitrarily.
+
+    Temporal exclusion, self search only: with `exclude_radius` > 0, row j is not a neighbour
+    of row i when |positions[i] - positions[j]| < exclude_radius. `positions` is an integer
+    array (n,) in the same unit as the radius, e.g. the segments' start_index in steps, so a
+    radius of one window length keeps overlapping sliding windows out; None means arange(n).
+    Radius 0 ignores `positions` and gives exactly the search without exclusion. Raises
+    InputDataError when some row has fewer than k eligible rows.
 
     NOTE: chunks are screened with the float32 distance expansion, so a neighbour whose
     distance differs from the k-th by less than float32 rounding can be swapped with it.
@@ -108,6 +135,17 @@ def knn(queries, reference=None, k: int = 20, *, block_size: int = DEFAULT_BLOCK
             f"choose k between 1 and {available}, or provide more segments."
         )
 
+    if isinstance(exclude_radius, bool) or not isinstance(exclude_radius, (int, np.integer)) or exclude_radius < 0:
+        raise InputDataError(f"invalid exclude_radius {exclude_radius!r}: expected a non-negative integer (0 turns the exclusion off).")
+    exclude_radius = int(exclude_radius)
+    if exclude_radius > 0:
+        if not exclude_self:
+            raise InputDataError(
+                "exclude_radius applies only to a self search (reference=None). With an external "
+                "reference set, leave exclude_radius at 0 or drop the rows to exclude from the reference."
+            )
+        positions = _eligible_positions(positions, n_reference, exclude_radius, k)
+
     # Small reference sets: chunks of one row, so at least k chunks exist.
     if n_reference < k * chunk_size:
         chunk_size = 1
@@ -122,6 +160,15 @@ def knn(queries, reference=None, k: int = 20, *, block_size: int = DEFAULT_BLOCK
     block_size = min(block_size, n_queries)
     n_blocks = -(-n_queries // block_size)
     queries_padded = jnp.zeros((n_blocks * block_size, queries.shape[1]), jnp.float32).at[:n_queries].set(queries)
+    band = {}
+    if exclude_radius > 0:
+        # Padded rows (reference and queries) get position 0: padded reference rows already have
+        # an infinite distance and padded query rows are cut from the result, so any value works.
+        reference_position = np.zeros(padded, np.int32)
+        reference_position[:n_reference] = positions
+        query_position = np.zeros(n_blocks * block_size, np.int32)
+        query_position[:n_queries] = positions
+        band = {"reference_position": jnp.asarray(reference_position), "exclude_radius": exclude_radius}
 
     distances, indices = [], []
     blocks = range(n_blocks)
@@ -133,17 +180,61 @@ def knn(queries, reference=None, k: int = 20, *, block_size: int = DEFAULT_BLOCK
             query_index = jnp.arange(start, start + block_size, dtype=jnp.int32)
         else:
             query_index = jnp.full((block_size,), -1, dtype=jnp.int32)
+        if band:
+            band["query_position"] = jnp.asarray(query_position[start:start + block_size])
         sq, index = _knn_block(queries_padded[start:start + block_size], query_index, reference_padded,
                                reference_sq, k=k, chunk_size=chunk_size, tile_size=tile_size,
-                               n_reference=n_reference)
+                               n_reference=n_reference, **band)
         distances.append(sq)
         indices.append(index)
     sq = jnp.concatenate(distances)[:n_queries]
     return jnp.sqrt(jnp.maximum(sq, 0.0)), jnp.concatenate(indices)[:n_queries]
 
 
-def knn_numpy_reference(queries: np.ndarray, reference: np.ndarray | None, k: int):
-    """Brute-force float64 k nearest neighbours, for tests on small inputs only (O(n^2) memory)."""
+# Positions and the radius are compared as int32 differences inside the jitted kernel, so both
+# are kept below 2^30: any difference then fits in int32.
+_POSITION_LIMIT = 2**30
+
+
+def _eligible_positions(positions, n: int, exclude_radius: int, k: int) -> np.ndarray:
+    """Check `positions` (n,) for a self search with exclusion band `exclude_radius` and return them as int32.
+
+    Raises InputDataError when some row keeps fewer than k rows outside its band.
+    """
+    positions = np.arange(n) if positions is None else np.asarray(positions)
+    if positions.shape != (n,) or not np.issubdtype(positions.dtype, np.integer):
+        raise InputDataError(
+            f"invalid positions: expected an integer array of shape ({n},), one per row, got dtype "
+            f"{positions.dtype} and shape {positions.shape}."
+        )
+    if n and (np.abs(positions).max() >= _POSITION_LIMIT or exclude_radius >= _POSITION_LIMIT):
+        raise InputDataError(
+            "positions and exclude_radius must lie below 2^30 in absolute value; shift the positions "
+            "(only differences matter) or use a coarser unit."
+        )
+    # Rows inside the open band (p - r, p + r) are excluded, and the row itself is one of them.
+    wide = positions.astype(np.int64)  # p + r can exceed the int32 range
+    ordered = np.sort(wide)
+    inside = (np.searchsorted(ordered, wide + exclude_radius, side="left")
+              - np.searchsorted(ordered, wide - exclude_radius, side="right"))
+    eligible = n - inside
+    fewest = int(eligible.min())
+    if fewest < k:
+        row = int(eligible.argmin())
+        raise InputDataError(
+            f"k = {k} nearest neighbours requested with exclude_radius = {exclude_radius}, but row {row} "
+            f"keeps only {fewest} rows outside its exclusion band; lower k or exclude_radius, or provide "
+            f"more segments."
+        )
+    return positions.astype(np.int32)
+
+
+def knn_numpy_reference(queries: np.ndarray, reference: np.ndarray | None, k: int,
+                        exclude_radius: int = 0, positions=None):
+    """Brute-force float64 k nearest neighbours, for tests on small inputs only (O(n^2) memory).
+
+    `exclude_radius` and `positions` follow the contract of `knn` (self search only).
+    """
     exclude_self = reference is None
     reference = queries if exclude_self else reference
     q = np.asarray(queries, dtype=np.float64)
@@ -151,5 +242,8 @@ def knn_numpy_reference(queries: np.ndarray, reference: np.ndarray | None, k: in
     sq = ((q[:, None, :] - r[None, :, :]) ** 2).sum(-1)
     if exclude_self:
         np.fill_diagonal(sq, np.inf)
+        if exclude_radius > 0:
+            position = np.arange(len(q)) if positions is None else np.asarray(positions, dtype=np.int64)
+            sq[np.abs(position[:, None] - position[None, :]) < exclude_radius] = np.inf
     order = np.argsort(sq, axis=1, kind="stable")[:, :k]
     return np.sqrt(np.take_along_axis(sq, order, axis=1)), order
