@@ -13,7 +13,7 @@ exception is a row with two neighbours whose distances around the k-th column ar
 within float32 rounding. The search with k and the search with k_max may then list
 different ones, because `knn` screens with float32 distances and can swap such neighbours.
 
-Memory: the call holds the draws of every distinct seed (three (n, k_max) arrays each) and
+Memory: the call keeps the draws of every distinct seed (three (n, k_max) arrays each) and
 the (n, k_max) weights of all P points at once, next to the (n, k_max, d) neighbour
 coordinates. scripts/benchmark_sweep.py reports the measured peak RSS.
 """

@@ -9,9 +9,9 @@ space. Their joint coordinates are then split back per block, unweighted and inv
 Block weighting, multiplying all coordinates of block b by one factor s_b:
 - "inertia" (the default): s_b = 1 / sqrt(total variance of the block's coordinates), so every
   block has total variance 1. The mean squared Euclidean distance between two individuals is
-  twice the total variance of the joint space, so with this weighting every block has the
-  same expected share of the squared distances the neighbour search ranks, whatever its
-  number of components and its units. That is the property the joint neighbour search needs.
+  twice the total variance of the joint space. So with this weighting every block has the
+  same expected share of the squared distances that the neighbour search ranks, whatever
+  its number of components and its units. That is the property the joint neighbour search needs.
 - "mfa": s_b = 1 / sqrt(first eigenvalue of the covariance of the block's coordinates), as in
   multiple factor analysis (Escofier and Pagès). No block can dominate the first joint axis,
   but a block with many components of similar variance keeps a larger share of the distances.

@@ -366,9 +366,9 @@ class ValidateConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     # Privacy: see AnonymizeConfig.log_originals.
     log_originals: bool = False
-    # Value the job returns to a Hydra sweeper such as Optuna (smaller is better):
-    # "score_correlation" uses 1 - the first analysis's overall score correlation,
-    # "hellinger" its Hellinger distance; each missed privacy target adds a penalty
+    # Value the job returns to a Hydra sweeper such as Optuna, smaller being better.
+    # "score_correlation" uses 1 - the first analysis's overall score correlation and
+    # "hellinger" its Hellinger distance. Each missed privacy target adds a penalty
     # (avatarjax/sweeps/objective.py).
     objective: str = "score_correlation"
 

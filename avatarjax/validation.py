@@ -134,7 +134,7 @@ def _anonymize_training(train: SensorSeries, cfg: ValidateConfig) -> Anonymizati
 # The original model of a training stretch does not depend on k, ncp or the avatar weights,
 # only on the original windows, the detector settings and the seed. A sweep run in one
 # process (Hydra's basic launcher) therefore trains and scores it once per seed and reuses
-# it; entries are keyed by a digest of everything the original model depends on.
+# it. Entries are keyed by a digest of everything the original model depends on.
 _ORIGINAL_MODELS: dict[str, tuple[TrainedEnsemble, np.ndarray]] = {}
 _ORIGINAL_MODELS_KEPT = 4
 

@@ -129,7 +129,7 @@ def test_every_experiment_composes_and_validates(experiment):
 
     assert isinstance(validate_detector_config(compose_validate([f"experiment={experiment}"])), ValidateConfig)
     hydra_cfg = compose_validate([f"experiment={experiment}"], hydra=True).hydra
-    # Sweep experiments say how to sweep and summarize; the others run once.
+    # Sweep experiments configure the sweep and its summary; the others run once.
     if experiment in ("k_sweep", "privacy_search"):
         assert str(hydra_cfg.mode) == "RunMode.MULTIRUN"
         assert "avatar.k" in hydra_cfg.sweeper.params
@@ -140,8 +140,10 @@ def test_k_sweep_grid_and_tracker():
     cfg = compose_validate(["experiment=k_sweep"], hydra=True)
     params = cfg.hydra.sweeper.params
     assert [int(k) for k in params["avatar.k"].split(",")] == [2, 5, 10, 20, 50]
-    assert params["projection.ncp"] and params["avatar.seed"]
-    assert cfg.logger.kind == "wandb" and cfg.logger.mode == "offline"
+    assert params["projection.ncp"]
+    assert params["avatar.seed"]
+    assert cfg.logger.kind == "wandb"
+    assert cfg.logger.mode == "offline"
 
 
 def test_privacy_search_uses_optuna():

@@ -13,7 +13,7 @@ control misses is found. Each rate comes with a Wilson score interval.
 
 Linkability attack. Threat model: the attacker has two disjoint parts of one original segment
 from two different sources, for example the first and the second half of a window in value
-units, and wants to know whether both parts come from the same record. The attacker searches
+units. The attacker wants to know whether both parts come from the same record. The attacker searches
 each part among the same part of every avatar segment (Euclidean distance, so in the value
 unit of the series). The attack succeeds on a segment when the k avatars closest on the first
 part and the k avatars closest on the second part share at least one avatar. A success rate is

@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 class FPCA:
     """A fitted linear projection of curves: mean function, orthonormal basis functions and their variance.
 
-    `method` is "fpca" for the eigenfunctions of the data; avatarjax/projection/fixed_basis.py
+    `method` is "fpca" for the eigenfunctions of the data. avatarjax/projection/fixed_basis.py
     builds the same object on a fixed DCT or Fourier basis, so transform and
     inverse_transform serve every method.
     """

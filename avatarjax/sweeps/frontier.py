@@ -12,9 +12,9 @@ experiments/validate.py under Hydra's multirun, any sweeper or launcher). Output
 
 Definitions. A setting "meets privacy" when every run of it meets every privacy target. A
 setting is on the frontier when no other setting dominates it on the two axes of the
-trade-off: the mean hidden rate (higher is better) and the mean utility, which is the score
-correlation where measured (higher is better) and otherwise the Hellinger distance (lower is
-better). Setting B dominates A when B is at least as good on both and strictly better on one.
+trade-off. The first axis is the mean hidden rate (higher is better). The second is the mean
+utility: the score correlation where measured (higher is better), otherwise the Hellinger
+distance (lower is better). Setting B dominates A when B is at least as good on both and strictly better on one.
 The best setting is the one that meets privacy with the smallest mean objective
 (avatarjax/sweeps/objective.py).
 """
