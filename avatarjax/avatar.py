@@ -197,18 +197,19 @@ class Avatars:
 
 
 def generate_avatars(key, coordinates, k: int = 20, method: str = "avatar", progress: bool | None = None,
-                     exclude_radius: int = 0, positions=None) -> Avatars:
+                     exclude_radius: int = 0, positions=None, mesh=None) -> Avatars:
     """Generate one avatar per row of `coordinates` (n, d) from its k nearest other rows.
 
     With `exclude_radius` > 0, rows whose `positions` (n,) differ from the row's own by less
     than the radius are not neighbours (see `avatarjax.neighbors.knn`). For stride-1 sliding
     windows, positions = start_index and radius = window length in steps keep every window
     that overlaps the original out of its avatar. Radius 0 gives exactly the avatars without
-    exclusion.
+    exclusion. With a `mesh` (avatarjax.sharding.device_mesh) the neighbour search splits its
+    rows across the mesh's devices, with the same result as on one device.
     """
     coordinates = jnp.asarray(coordinates, jnp.float32)
     distance, index = knn(coordinates, None, k, progress=progress, exclude_radius=exclude_radius,
-                          positions=positions)
+                          positions=positions, mesh=mesh)
     weights = neighbour_weights(key, distance, method=method)
     avatars = weighted_neighbour_mean(coordinates, index, weights)
     return Avatars(coordinates=avatars, neighbour_index=index, neighbour_distance=distance, weights=weights)

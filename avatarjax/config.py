@@ -233,6 +233,22 @@ class AnonymizeConfig:
     # Privacy: figures and tables that show original series reach the tracker only when this
     # is true. The original-to-avatar link never does.
     log_originals: bool = False
+    # Devices the neighbour search and privacy metrics split their rows across: "1" (no mesh),
+    # a count such as "4", or "all" (every device JAX sees). Results do not depend on it.
+    devices: str = "1"
+
+    def __post_init__(self):
+        parse_devices(self.devices)
+
+
+def parse_devices(text) -> int | str:
+    """Return the device count of a `devices` setting, or "all"; raise ConfigError otherwise."""
+    value = str(text).strip().lower()
+    if value == "all":
+        return "all"
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise ConfigError(f"devices={text!r} is invalid; give a positive number of devices such as 4, or \"all\".")
 
 
 def register_configs() -> None:

@@ -26,14 +26,15 @@ On CPU this replaces a selection over n values per query, which dominates a plai
 from __future__ import annotations
 
 import logging
-from functools import partial
+from functools import lru_cache, partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
+from jax.sharding import Mesh
 
 from avatarjax.errors import InputDataError
+from avatarjax.sharding import map_row_blocks
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def _round_up(value: int, multiple: int) -> int:
 
 
 @partial(jax.jit, static_argnames=("k", "chunk_size", "tile_size", "n_reference", "exclude_radius"))
-def _knn_block(queries, query_index, reference, reference_sq, query_position=None, reference_position=None,
+def _knn_block(queries, query_index, query_position, reference, reference_sq, reference_position,
                *, k, chunk_size, tile_size, n_reference, exclude_radius=0):
     """Return squared distances and indices of the k nearest reference rows of each query.
 
@@ -58,8 +59,8 @@ def _knn_block(queries, query_index, reference, reference_sq, query_position=Non
     must not be excluded; `reference` is padded to a multiple of `tile_size` and its padded
     rows have `reference_sq` = inf. With `exclude_radius` > 0, `query_position` (block,) and
     `reference_position` (padded,) are int32 positions and rows closer than the radius are
-    masked as well. `exclude_radius` is static so that radius 0 compiles the program without
-    the band, exactly as before.
+    masked as well. `exclude_radius` is static, so radius 0 compiles a program without the
+    band, which never reads the positions.
     """
 
     block = queries.shape[0]
@@ -101,7 +102,7 @@ def _knn_block(queries, query_index, reference, reference_sq, query_position=Non
 def knn(queries, reference=None, k: int = 20, *, block_size: int = DEFAULT_BLOCK_SIZE,
         chunk_size: int = DEFAULT_CHUNK_SIZE, tile_size: int = DEFAULT_TILE_SIZE,
         progress: bool | None = None, exclude_radius: int = 0,
-        positions=None) -> tuple[jax.Array, jax.Array]:
+        positions=None, mesh: Mesh | None = None) -> tuple[jax.Array, jax.Array]:
     """Find the k nearest reference rows (Euclidean) of every query row.
 
     With `reference=None` the queries are their own reference set and each row is excluded
@@ -115,6 +116,9 @@ def knn(queries, reference=None, k: int = 20, *, block_size: int = DEFAULT_BLOCK
     radius of one window length keeps overlapping sliding windows out; None means arange(n).
     Radius 0 ignores `positions` and gives exactly the search without exclusion. Raises
     InputDataError when some row has fewer than k eligible rows.
+
+    With a `mesh` (avatarjax.sharding.device_mesh) the query rows are split across its devices
+    and the reference set is replicated; the results equal those of one device exactly.
 
     NOTE: chunks are screened with the float32 distance expansion, so a neighbour whose
     distance differs from the k-th by less than float32 rounding can be swapped with it.
@@ -158,37 +162,29 @@ def knn(queries, reference=None, k: int = 20, *, block_size: int = DEFAULT_BLOCK
 
     n_queries = queries.shape[0]
     block_size = min(block_size, n_queries)
-    n_blocks = -(-n_queries // block_size)
-    queries_padded = jnp.zeros((n_blocks * block_size, queries.shape[1]), jnp.float32).at[:n_queries].set(queries)
-    band = {}
+    # Padded rows (reference and queries) get position 0: padded reference rows already have an
+    # infinite distance and padded query rows are cut from the result, so any value works.
+    reference_position = np.zeros(padded, np.int32)
+    query_position = np.zeros(n_queries, np.int32)
     if exclude_radius > 0:
-        # Padded rows (reference and queries) get position 0: padded reference rows already have
-        # an infinite distance and padded query rows are cut from the result, so any value works.
-        reference_position = np.zeros(padded, np.int32)
         reference_position[:n_reference] = positions
-        query_position = np.zeros(n_blocks * block_size, np.int32)
-        query_position[:n_queries] = positions
-        band = {"reference_position": jnp.asarray(reference_position), "exclude_radius": exclude_radius}
+        query_position[:] = positions
+    query_index = (jnp.arange(n_queries, dtype=jnp.int32) if exclude_self
+                   else jnp.full((n_queries,), -1, dtype=jnp.int32))
+    block_function = _block_function(k, chunk_size, tile_size, n_reference, exclude_radius)
+    sq, index = map_row_blocks(block_function, (queries, query_index, jnp.asarray(query_position)),
+                               (reference_padded, reference_sq, jnp.asarray(reference_position)),
+                               block_size=block_size, mesh=mesh, progress=progress,
+                               description=f"{k}-NN search")
+    return jnp.sqrt(jnp.maximum(sq, 0.0)), index
 
-    distances, indices = [], []
-    blocks = range(n_blocks)
-    if progress is not False and n_blocks >= 8:
-        blocks = tqdm(blocks, desc=f"{k}-NN search", unit="block", disable=None if progress is None else False)
-    for b in blocks:
-        start = b * block_size
-        if exclude_self:
-            query_index = jnp.arange(start, start + block_size, dtype=jnp.int32)
-        else:
-            query_index = jnp.full((block_size,), -1, dtype=jnp.int32)
-        if band:
-            band["query_position"] = jnp.asarray(query_position[start:start + block_size])
-        sq, index = _knn_block(queries_padded[start:start + block_size], query_index, reference_padded,
-                               reference_sq, k=k, chunk_size=chunk_size, tile_size=tile_size,
-                               n_reference=n_reference, **band)
-        distances.append(sq)
-        indices.append(index)
-    sq = jnp.concatenate(distances)[:n_queries]
-    return jnp.sqrt(jnp.maximum(sq, 0.0)), jnp.concatenate(indices)[:n_queries]
+
+@lru_cache(maxsize=64)
+def _block_function(k: int, chunk_size: int, tile_size: int, n_reference: int, exclude_radius: int):
+    # One stable function object per static setting, so a sharded wrapper is built once and
+    # later searches with the same shapes reuse its compiled program.
+    return partial(_knn_block, k=k, chunk_size=chunk_size, tile_size=tile_size, n_reference=n_reference,
+                   exclude_radius=exclude_radius)
 
 
 # Positions and the radius are compared as int32 differences inside the jitted kernel, so both

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from avatarjax.avatar import generate_avatars, release_order, seed_keys
-from avatarjax.config import AnonymizeConfig, DataConfig
+from avatarjax.config import AnonymizeConfig, DataConfig, parse_devices
 from avatarjax.data.loading import CleaningPolicy, SensorSeries, bundled_dataset_path, load_series
 from avatarjax.errors import InputDataError
 from avatarjax.metrics.privacy import privacy_metrics
@@ -26,6 +26,7 @@ from avatarjax.projection.fixed_basis import fit_fixed_basis
 from avatarjax.projection.fpca import FPCA, fit_fpca, inverse_transform, transform
 from avatarjax.resampling import resample
 from avatarjax.segmentation import Segments, segment_series
+from avatarjax.sharding import device_mesh
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ def anonymize_series(series: SensorSeries, cfg: AnonymizeConfig, progress: bool 
     """Run every step of the avatar method on a loaded series."""
     timings: dict = {}
     seg_cfg, proj_cfg, avatar_cfg = cfg.segmentation, cfg.projection, cfg.avatar
+    mesh = device_mesh(parse_devices(cfg.devices))
 
     # 1. Segment: each segment is an individual.
     with timed_stage(timings, "segment"):
@@ -104,7 +106,8 @@ def anonymize_series(series: SensorSeries, cfg: AnonymizeConfig, progress: bool 
     # 4. Generate one avatar per segment from its k nearest neighbours.
     key_avatars, key_release = seed_keys(avatar_cfg.seed)
     with timed_stage(timings, "generate"):
-        avatars = generate_avatars(key_avatars, coordinates, avatar_cfg.k, avatar_cfg.weights, progress=progress)
+        avatars = generate_avatars(key_avatars, coordinates, avatar_cfg.k, avatar_cfg.weights, progress=progress,
+                                   mesh=mesh)
         jax.block_until_ready(avatars.coordinates)
 
     # 5. Invert the projection and map the grid back to the window's steps.
@@ -119,7 +122,7 @@ def anonymize_series(series: SensorSeries, cfg: AnonymizeConfig, progress: bool 
     # 7. Measure privacy in the projected space and utility on the value scale.
     with timed_stage(timings, "privacy_metrics"):
         privacy = privacy_metrics(coordinates, avatars.coordinates, original_segments, released,
-                                  cfg.release.significant_digits, progress=progress)
+                                  cfg.release.significant_digits, progress=progress, mesh=mesh)
     with timed_stage(timings, "utility_metrics"):
         utility = utility_metrics(original_segments, avatar_segments)
 

@@ -83,9 +83,9 @@ def test_block_memory_bounded_at_200k():
 
     n, padded, d, block = 200_000, 200_704, 20, 512
     spec = jax.ShapeDtypeStruct
-    compiled = _knn_block.lower(spec((block, d), jnp.float32), spec((block,), jnp.int32),
+    compiled = _knn_block.lower(spec((block, d), jnp.float32), spec((block,), jnp.int32), spec((block,), jnp.int32),
                                 spec((padded, d), jnp.float32), spec((padded,), jnp.float32),
-                                k=20, chunk_size=16, tile_size=2048, n_reference=n).compile()
+                                spec((padded,), jnp.int32), k=20, chunk_size=16, tile_size=2048, n_reference=n).compile()
     scratch = compiled.memory_analysis().temp_size_in_bytes
     assert scratch < 256 * 2**20
     assert scratch < 1e-3 * n * n * 4

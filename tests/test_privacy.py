@@ -131,8 +131,8 @@ def test_count_block_memory_bounded_at_200k():
     spec = jax.ShapeDtypeStruct
     with jax.enable_x64(True):
         compiled = _closer_count_block.lower(
-            spec((block, d), jnp.float64), spec((block, d), jnp.float64), spec((block,), jnp.int32),
-            spec((n, d), jnp.float64), spec((n,), jnp.float64), tile_size=2048, n_avatars=200_000).compile()
+            spec((block, d), jnp.float64), spec((block, d), jnp.float64), spec((n, d + 1), jnp.float64),
+            tile_size=2048).compile()
     scratch = compiled.memory_analysis().temp_size_in_bytes
     assert scratch < 256 * 2**20
     assert scratch < 1e-3 * n * n * 8

@@ -15,79 +15,89 @@ ties are not counted. An original whose own avatar ties for closest is therefore
 
 from __future__ import annotations
 
-from functools import partial
+from functools import lru_cache, partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
+from jax.sharding import Mesh
 
 from avatarjax.metrics.targets import PRIVACY_TARGETS, metric_entry
 from avatarjax.neighbors import knn
+from avatarjax.sharding import map_row_blocks
 
 TIE_MARGIN = 1e-12
 BLOCK_SIZE = 512
 TILE_SIZE = 2048
 
 
-@partial(jax.jit, static_argnames=("tile_size", "n_avatars"))
-def _closer_count_block(originals, own_avatars, original_index, avatars, avatars_sq, *, tile_size, n_avatars):
+@partial(jax.jit, static_argnames=("tile_size",))
+def _closer_count_block(originals, own_avatars, avatars_augmented, *, tile_size):
+    """Count closer avatars for one block of originals (float64).
+
+    `avatars_augmented` (padded, d + 1) holds a_j and (1 + TIE_MARGIN) |a_j|^2 per row, and
+    [0, inf] on padded rows. The tie rule |x - a_j|^2 < |x - a_i|^2 - m (|x|^2 + |a_j|^2)
+    rearranges to -2 x.a_j + (1 + m) |a_j|^2 < |x - a_i|^2 - (1 + m) |x|^2, whose left side is
+    one matrix product with [-2 x, 1] and whose right side is one threshold per original. So
+    each tile costs one GEMM, one comparison and one sum, with no mask. The own avatar needs no
+    mask either: for it the two sides differ by m (|x|^2 + |a_i|^2), far above float64 rounding,
+    so it never counts; padded avatars give +inf on the left and never count.
+    """
     originals_sq = jnp.sum(originals ** 2, axis=1)
     own_sq = jnp.sum((originals - own_avatars) ** 2, axis=1)
+    threshold = own_sq - (1.0 + TIE_MARGIN) * originals_sq
+    left = jnp.concatenate([-2.0 * originals, jnp.ones((originals.shape[0], 1), originals.dtype)], axis=1)
 
     def count_tile(count, tile):
-        rows = jax.lax.dynamic_slice_in_dim(avatars, tile * tile_size, tile_size)
-        rows_sq = jax.lax.dynamic_slice_in_dim(avatars_sq, tile * tile_size, tile_size)
-        sq = originals_sq[:, None] + rows_sq[None, :] - 2.0 * (originals @ rows.T)
-        margin = TIE_MARGIN * (originals_sq[:, None] + rows_sq[None, :])
-        column = tile * tile_size + jnp.arange(tile_size)
-        valid = (column[None, :] < n_avatars) & (column[None, :] != original_index[:, None])
-        closer = (sq < own_sq[:, None] - margin) & valid
+        rows = jax.lax.dynamic_slice_in_dim(avatars_augmented, tile * tile_size, tile_size)
+        closer = (left @ rows.T) < threshold[:, None]
         return count + jnp.sum(closer, axis=1, dtype=jnp.int32), None
 
     count, _ = jax.lax.scan(count_tile, jnp.zeros(originals.shape[0], jnp.int32),
-                            jnp.arange(avatars.shape[0] // tile_size))
-    return count
+                            jnp.arange(avatars_augmented.shape[0] // tile_size))
+    return (count,)
+
+
+@lru_cache(maxsize=16)
+def _count_function(tile_size: int):
+    # One stable function object per tile size, so sharded wrappers are built once.
+    return partial(_closer_count_block, tile_size=tile_size)
 
 
 def closer_avatar_counts(originals, avatars, *, block_size: int = BLOCK_SIZE, tile_size: int = TILE_SIZE,
-                         progress: bool | None = None) -> np.ndarray:
+                         progress: bool | None = None, mesh: Mesh | None = None) -> np.ndarray:
     """Count, per original i, the avatars strictly closer to x_i than its own avatar a_i.
 
     `avatars` is in original order: row i is the avatar of original i, which never counts.
+    With a `mesh` (avatarjax.sharding.device_mesh) the originals are split across its devices
+    and the avatars replicated; the counts are the same as on one device.
     """
     with jax.enable_x64(True):
         return _closer_avatar_counts_float64(np.asarray(originals, np.float64), np.asarray(avatars, np.float64),
-                                             block_size, tile_size, progress)
+                                             block_size, tile_size, progress, mesh)
 
 
-def _closer_avatar_counts_float64(originals, avatars, block_size, tile_size, progress) -> np.ndarray:
+def augmented_avatars(avatars: np.ndarray, tile_size: int) -> np.ndarray:
+    """Return [a_j, (1 + TIE_MARGIN) |a_j|^2] per avatar, padded with [0, inf] rows to whole tiles (float64)."""
+    n, d = avatars.shape
+    padded = -(-n // tile_size) * tile_size
+    augmented = np.zeros((padded, d + 1), np.float64)
+    augmented[:n, :d] = avatars
+    augmented[:n, d] = (1.0 + TIE_MARGIN) * np.sum(avatars ** 2, axis=1)
+    augmented[n:, d] = np.inf
+    return augmented
+
+
+def _closer_avatar_counts_float64(originals, avatars, block_size, tile_size, progress, mesh) -> np.ndarray:
     """Run the blocked count on float64 copies; the caller enables x64."""
-    originals = jnp.asarray(originals, jnp.float64)
-    avatars = jnp.asarray(avatars, jnp.float64)
     n = originals.shape[0]
     tile_size = min(tile_size, n)
-    padded = -(-n // tile_size) * tile_size
-    avatars_padded = jnp.zeros((padded, avatars.shape[1]), jnp.float64).at[:n].set(avatars)
-    avatars_sq = jnp.sum(avatars_padded ** 2, axis=1)
-
     block_size = min(block_size, n)
-    n_blocks = -(-n // block_size)
-    rows = n_blocks * block_size
-    originals_padded = jnp.zeros((rows, originals.shape[1]), jnp.float64).at[:n].set(originals)
-    own_padded = jnp.zeros((rows, avatars.shape[1]), jnp.float64).at[:n].set(avatars)
-
-    counts = []
-    blocks = range(n_blocks)
-    if progress is not False and n_blocks >= 8:
-        blocks = tqdm(blocks, desc="local cloaking", unit="block", disable=None if progress is None else False)
-    for b in blocks:
-        part = slice(b * block_size, (b + 1) * block_size)
-        original_index = jnp.arange(b * block_size, (b + 1) * block_size, dtype=jnp.int32)
-        counts.append(_closer_count_block(originals_padded[part], own_padded[part], original_index,
-                                          avatars_padded, avatars_sq,
-                                          tile_size=tile_size, n_avatars=n))
-    return np.asarray(jnp.concatenate(counts)[:n])
+    augmented = jnp.asarray(augmented_avatars(avatars, tile_size))
+    (counts,) = map_row_blocks(_count_function(tile_size), (jnp.asarray(originals), jnp.asarray(avatars)),
+                               (augmented,), block_size=block_size, mesh=mesh, progress=progress,
+                               description="local cloaking")
+    return np.asarray(counts)
 
 
 def hidden_rate(closer_counts: np.ndarray) -> float:
@@ -100,9 +110,10 @@ def local_cloaking(closer_counts: np.ndarray) -> float:
     return float(np.median(closer_counts))
 
 
-def closest_original_distances(originals, avatars, progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+def closest_original_distances(originals, avatars, progress: bool | None = None,
+                               mesh: Mesh | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Return, per avatar, the distances to its closest and second-closest originals."""
-    distance, _ = knn(avatars, originals, k=2, progress=progress)
+    distance, _ = knn(avatars, originals, k=2, progress=progress, mesh=mesh)
     distance = np.asarray(distance, dtype=np.float64)
     return distance[:, 0], distance[:, 1]
 
@@ -145,10 +156,14 @@ def row_direct_match_protection(original_rows: np.ndarray, avatar_rows: np.ndarr
 
 
 def privacy_metrics(original_coordinates, avatar_coordinates, original_rows, released_rows,
-                    significant_digits: int = 7, progress: bool | None = None) -> dict:
-    """Compute every privacy metric; avatars in original order, released rows in any order."""
-    counts = closer_avatar_counts(original_coordinates, avatar_coordinates, progress=progress)
-    closest, second = closest_original_distances(original_coordinates, avatar_coordinates, progress=progress)
+                    significant_digits: int = 7, progress: bool | None = None, mesh: Mesh | None = None) -> dict:
+    """Compute every privacy metric; avatars in original order, released rows in any order.
+
+    With a `mesh` the two blocked searches split their rows across its devices.
+    """
+    counts = closer_avatar_counts(original_coordinates, avatar_coordinates, progress=progress, mesh=mesh)
+    closest, second = closest_original_distances(original_coordinates, avatar_coordinates, progress=progress,
+                                                 mesh=mesh)
     values = {
         "hidden_rate": hidden_rate(counts),
         "local_cloaking": local_cloaking(counts),
