@@ -102,7 +102,7 @@ def map_row_blocks(block_function: Callable, row_inputs: Sequence, shared_inputs
                                                             len(shared_inputs))
     if mesh is not None:
         replicated = NamedSharding(mesh, PartitionSpec())
-        shared_inputs = [jax.device_put(values, replicated) for values in shared_inputs]
+        shared_inputs = [_place(values, replicated) for values in shared_inputs]
         split = NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
     steps = range(n_steps)
     if progress is not False and n_steps >= 8:
@@ -111,6 +111,28 @@ def map_row_blocks(block_function: Callable, row_inputs: Sequence, shared_inputs
     for s in steps:
         block = [values[s * step:(s + 1) * step] for values in padded]
         if mesh is not None:
-            block = [jax.device_put(values, split) for values in block]
-        pieces.append(function(*block, *shared_inputs))
+            block = [_place(values, split) for values in block]
+        outputs = function(*block, *shared_inputs)
+        if mesh is not None and len(mesh.local_devices) < mesh.devices.size:
+            outputs = _gather_from_all_hosts(outputs)
+        pieces.append(outputs)
     return tuple(jnp.concatenate([piece[i] for piece in pieces])[:n] for i in range(len(pieces[0])))
+
+
+def _place(values, sharding: NamedSharding) -> jax.Array:
+    """Put a whole array, which every process holds, onto `sharding`: each device takes its slice.
+
+    With several processes (after `jax.distributed.initialize()`), every process must pass the
+    same values; each one then fills only the devices it owns.
+    """
+    host = np.asarray(values)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def _gather_from_all_hosts(outputs):
+    """Collect row-sharded outputs that span several processes into whole arrays on every process."""
+    from jax.experimental import multihost_utils
+
+    # NOTE: this path runs only on a multi-process mesh, which the test suite cannot start; the
+    # single-process mesh path is tested on 4 CPU devices.
+    return tuple(jnp.asarray(multihost_utils.process_allgather(values, tiled=True)) for values in outputs)

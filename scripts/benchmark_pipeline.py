@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark_targets import check_targets, target_lines
+
 logger = logging.getLogger("avatarjax.benchmark")
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +49,7 @@ K = 20
 SEGMENT_SEED = 0  # numpy default_rng seed for window starts and noise
 AVATAR_SEED = 0  # jax.random.key and numpy default_rng seed for the avatar weights
 NOISE_SHARE = 0.01  # noise standard deviation, as a share of the series standard deviation
-DEFAULT_SIZES = (10_000, 50_000)
+DEFAULT_SIZES = (10_000, 50_000, 200_000)
 QUICK_SIZE = 2_000
 IMPLEMENTATIONS = ("reference", "avatarjax")
 
@@ -147,6 +149,17 @@ class StageRecorder:
     def __init__(self, twice: bool):
         self.twice = twice
         self.stages: dict[str, dict] = {}
+        self.compiles = 0
+        self.counting = False
+        if twice:
+            import jax.monitoring
+
+            jax.monitoring.register_event_duration_secs_listener(self._on_event)
+
+    def _on_event(self, event: str, duration: float, **kwargs) -> None:
+        # JAX records this event once per XLA backend compilation.
+        if self.counting and event == "/jax/core/compile/backend_compile_duration":
+            self.compiles += 1
 
     def run(self, stage: str, function, *args):
         if self.twice:
@@ -155,10 +168,13 @@ class StageRecorder:
             start = time.perf_counter()
             jax.block_until_ready(function(*args))
             first = time.perf_counter() - start
+            self.compiles, self.counting = 0, True
             start = time.perf_counter()
             result = jax.block_until_ready(function(*args))
             seconds = time.perf_counter() - start
-            entry = {"seconds": seconds, "first_call_s": first, "compile_s": first - seconds}
+            self.counting = False
+            entry = {"seconds": seconds, "first_call_s": first, "compile_s": first - seconds,
+                     "second_call_compiles": self.compiles}
         else:
             start = time.perf_counter()
             result = function(*args)
@@ -333,13 +349,19 @@ def run_reference(segments: np.ndarray, recorder: StageRecorder, dtype: str,
     avatar_segments = recorder.run("inverse", invert, pca, avatars)
     counts, privacy_values = recorder.run("privacy", privacy, scores, avatars)
     utility_values = recorder.run("utility", utility, avatar_segments)
-    return {**privacy_values, **utility_values}, {"indices": indices, "counts": counts}
+    # Outside the pipeline: the same search on float32 scores, the precision avatarjax searches in.
+    scores32 = np.ascontiguousarray(scores, dtype=np.float32)
+    start = time.perf_counter()
+    NearestNeighbors(n_neighbors=K + 1, algorithm="brute").fit(scores32).kneighbors(scores32)
+    extra = {"float32_neighbours_s": time.perf_counter() - start}
+    logger.info("scikit-learn brute force on float32 scores took %.3f s", extra["float32_neighbours_s"])
+    return {**privacy_values, **utility_values}, {"indices": indices, "counts": counts}, extra
 
 
 # --------------------------------------------------------------------------- avatarjax
 
 
-def run_avatarjax(segments: np.ndarray, recorder: StageRecorder) -> tuple[dict, dict]:
+def run_avatarjax(segments: np.ndarray, recorder: StageRecorder, devices: str = "1") -> tuple[dict, dict]:
     """Run the six stages with avatarjax and return (metrics, arrays for the checks).
 
     Each stage gets the previous stage's output as JAX arrays, as in a pipeline that keeps
@@ -353,21 +375,25 @@ def run_avatarjax(segments: np.ndarray, recorder: StageRecorder) -> tuple[dict, 
     from avatarjax.metrics.utility import utility_metrics
     from avatarjax.neighbors import knn
     from avatarjax.projection.fpca import fit_fpca, inverse_transform, transform
+    from avatarjax.config import parse_devices
+    from avatarjax.sharding import device_mesh
+
+    mesh = device_mesh(parse_devices(devices))
 
     def project():
         fpca = fit_fpca(segments, ncp=NCP)
         return fpca, transform(fpca, segments)
 
     def neighbours(scores):
-        return knn(scores, None, K, progress=False)
+        return knn(scores, None, K, progress=False, mesh=mesh)
 
     def sample(scores, distances, indices):
         weights = neighbour_weights(jax.random.key(AVATAR_SEED), distances, "avatar")
         return weighted_neighbour_mean(scores, indices, weights)
 
     def privacy(scores, avatars):
-        counts = privacy_metrics.closer_avatar_counts(scores, avatars, progress=False)
-        closest, second = privacy_metrics.closest_original_distances(scores, avatars, progress=False)
+        counts = privacy_metrics.closer_avatar_counts(scores, avatars, progress=False, mesh=mesh)
+        closest, second = privacy_metrics.closest_original_distances(scores, avatars, progress=False, mesh=mesh)
         metrics = {
             "hidden_rate": privacy_metrics.hidden_rate(counts),
             "local_cloaking": privacy_metrics.local_cloaking(counts),
@@ -394,7 +420,8 @@ def run_avatarjax(segments: np.ndarray, recorder: StageRecorder) -> tuple[dict, 
 # --------------------------------------------------------------------------- worker
 
 
-def run_worker(implementation: str, n: int, artifact_dir: Path, dtype: str, cloaking_method: str) -> dict:
+def run_worker(implementation: str, n: int, artifact_dir: Path, dtype: str, cloaking_method: str,
+               devices: str = "1") -> dict:
     """Run one implementation at one size in this process and return its results.
 
     Saves the neighbour indices and closer-avatar counts (and for avatarjax the scores and
@@ -419,10 +446,15 @@ def run_worker(implementation: str, n: int, artifact_dir: Path, dtype: str, cloa
 
     logger.info("%s, n = %d: starting", implementation, n)
     recorder = StageRecorder(twice=implementation == "avatarjax")
+    extra = {}
     if implementation == "avatarjax":
-        metrics, arrays = run_avatarjax(segments, recorder)
+        metrics, arrays = run_avatarjax(segments, recorder, devices)
+        import jax  # noqa: F811
+
+        extra = {"backend": jax.default_backend(), "devices": devices,
+                 "device_kind": jax.devices()[0].device_kind}
     else:
-        metrics, arrays = run_reference(segments, recorder, dtype, cloaking_method)
+        metrics, arrays, extra = run_reference(segments, recorder, dtype, cloaking_method)
     np.savez(artifact_dir / f"{implementation}_{n}.npz", **arrays)
 
     return {
@@ -435,6 +467,7 @@ def run_worker(implementation: str, n: int, artifact_dir: Path, dtype: str, cloa
         "data": data_facts,
         "reference_dtype": dtype if implementation == "reference" else None,
         "cloaking_method": cloaking_method if implementation == "reference" else None,
+        **extra,
     }
 
 
@@ -446,7 +479,7 @@ def launch_worker(implementation: str, n: int, artifact_dir: Path, args: argpars
     """
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", implementation, "--n", str(n),
                "--artifact-dir", str(artifact_dir), "--reference-dtype", args.reference_dtype,
-               "--cloaking-reference", args.cloaking_reference]
+               "--cloaking-reference", args.cloaking_reference, "--devices", args.devices]
     completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
     if completed.returncode != 0:
         logger.error("%s worker for n = %d failed with exit status %d; its log is above.",
@@ -473,6 +506,8 @@ def check_agreement(n: int, results: dict, artifact_dir: Path) -> dict:
     removes that: it recounts closer avatars with the reference (KDTree, float64, strict) on
     avatarjax's own scores and avatars.
     """
+    if any("skipped" in results[name] for name in IMPLEMENTATIONS):
+        return {"error": "the reference was skipped; no comparison"}
     if any("error" in results[name] for name in IMPLEMENTATIONS):
         return {"error": "a worker failed; no comparison"}
     reference = np.load(artifact_dir / f"reference_{n}.npz")
@@ -620,7 +655,7 @@ def size_table(n: int, results: dict, in_process: bool) -> list[str]:
     ]
 
     def cell(result, stage, key):
-        if "error" in result:
+        if "error" in result or "skipped" in result:
             return None
         return result["stages"][stage][key]
 
@@ -635,12 +670,17 @@ def size_table(n: int, results: dict, in_process: bool) -> list[str]:
                                 cell(reference, stage, "peak_rss_mib"), cell(avatarjax, stage, "peak_rss_mib")))
     lines.append(_table_row("**total**", totals["reference"], totals["avatarjax"], totals["compile"],
                             reference.get("peak_rss_mib"), avatarjax.get("peak_rss_mib")))
+    if "float32_neighbours_s" in reference:
+        lines.append(_table_row("neighbours, reference in float32 (not in total)", reference["float32_neighbours_s"],
+                                cell(avatarjax, "neighbours", "seconds"), None, None, None))
 
     notes = []
     for result in (reference, avatarjax):
         if "error" in result:
             notes.append(f"The {result['implementation']} worker failed: {result['error']}.")
-    if "error" not in reference and "error" not in avatarjax:
+        if "skipped" in result:
+            notes.append(f"The {result['implementation']} was not run at this size ({result['skipped']}).")
+    if all("error" not in result and "skipped" not in result for result in (reference, avatarjax)):
         notes.append(f"Peak RSS after imports and data setup, before stage 1: "
                      f"{reference['setup_peak_rss_mib']:.0f} MiB (reference), "
                      f"{avatarjax['setup_peak_rss_mib']:.0f} MiB (avatarjax).")
@@ -697,7 +737,7 @@ def agreement_table(agreement: dict) -> list[str]:
 
 
 def build_report(environment: dict, created: str, command: str, results: dict, agreement: dict,
-                 args: argparse.Namespace, disturbance: dict) -> str:
+                 targets: dict, args: argparse.Namespace, disturbance: dict) -> str:
     """Assemble the Markdown printed to stdout and written to latest.md."""
     possible = next((results[n][name]["data"]["possible_starts"] for n in results for name in IMPLEMENTATIONS
                      if "data" in results[n][name]), None)
@@ -722,6 +762,8 @@ def build_report(environment: dict, created: str, command: str, results: dict, a
     ]
     for n in results:
         lines += size_table(n, results[n], args.in_process)
+    lines += ["### Targets", ""]
+    lines += target_lines(targets)
     lines += ["### Agreement", ""]
     lines += agreement_table(agreement)
     lines += [_disturbance_text(disturbance, environment["nproc"]), ""]
@@ -788,6 +830,12 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--in-process", action="store_true",
                         help="run both implementations in this process instead of one fresh subprocess "
                              "each; peak RSS is then process-wide")
+    parser.add_argument("--devices", default="1",
+                        help="devices avatarjax splits the neighbour search and privacy counts across: "
+                             "a count or \"all\" (default: 1)")
+    parser.add_argument("--reference-up-to", type=int, metavar="N",
+                        help="run the reference only at sizes up to N (for example on a GPU at n = 1 000 000, "
+                             "where scikit-learn brute force would take hours)")
     parser.add_argument("--worker", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--artifact-dir", type=Path, help=argparse.SUPPRESS)
@@ -812,7 +860,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("jax").setLevel(logging.WARNING)
 
     if args.worker:
-        result = run_worker(args.worker, args.n, args.artifact_dir, args.reference_dtype, args.cloaking_reference)
+        result = run_worker(args.worker, args.n, args.artifact_dir, args.reference_dtype, args.cloaking_reference,
+                            args.devices)
         print(json.dumps(result))
         return 0
 
@@ -832,10 +881,15 @@ def main(argv: list[str] | None = None) -> int:
         for n in args.sizes:
             results[n] = {}
             for implementation in IMPLEMENTATIONS:
+                if implementation == "reference" and args.reference_up_to is not None and n > args.reference_up_to:
+                    results[n][implementation] = {"implementation": implementation, "n": n,
+                                                  "skipped": f"--reference-up-to {args.reference_up_to}"}
+                    continue
                 logger.info("running %s at n = %d", implementation, n)
                 if args.in_process:
                     results[n][implementation] = run_worker(implementation, n, artifact_dir,
-                                                            args.reference_dtype, args.cloaking_reference)
+                                                            args.reference_dtype, args.cloaking_reference,
+                                                            args.devices)
                 else:
                     results[n][implementation] = launch_worker(implementation, n, artifact_dir, args)
             agreement[n] = check_agreement(n, results[n], artifact_dir)
@@ -847,7 +901,8 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_before": environment["load_average_before"],
         "load_average_after": list(os.getloadavg()),
     }
-    report = build_report(environment, created, command, results, agreement, args, disturbance)
+    targets = check_targets(results)
+    report = build_report(environment, created, command, results, agreement, targets, args, disturbance)
     print(report)
 
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
@@ -857,10 +912,12 @@ def main(argv: list[str] | None = None) -> int:
         "environment": environment,
         "settings": {"segment_length": SEGMENT_LENGTH, "ncp": NCP, "k": K, "segment_seed": SEGMENT_SEED,
                      "avatar_seed": AVATAR_SEED, "noise_share": NOISE_SHARE, "sizes": args.sizes,
+                     "devices": args.devices, "reference_up_to": args.reference_up_to,
                      "reference_dtype": args.reference_dtype, "cloaking_reference": args.cloaking_reference,
                      "in_process": args.in_process},
         "results": {str(n): value for n, value in results.items()},
         "agreement": {str(n): value for n, value in agreement.items()},
+        "targets": targets,
         "disturbance": disturbance,
         "report_markdown": report,
     }
@@ -874,6 +931,7 @@ def main(argv: list[str] | None = None) -> int:
 
     failed = [f"{result['implementation']} n={n}" for n in results for result in results[n].values()
               if "error" in result]
+
     if failed:
         logger.error("failed workers: %s", ", ".join(failed))
         return 1
