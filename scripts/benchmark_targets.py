@@ -5,9 +5,9 @@ script builds ({n: {"reference": worker result, "avatarjax": worker result}}).
 
 Targets on a 2-core CPU:
 - neighbour search at n = 50 000: at most 0.4 times scikit-learn brute force. The reference
-  searches in its own precision (float64 by default) and also once in float32, avatarjax's
-  precision; the target is checked against the faster of the two, so it cannot be met by
-  comparing with the slower library setting;
+  searches in its own precision (float64 by default) and once more in float32, avatarjax's
+  precision. The target is checked against the faster of the two, so a slow library setting
+  cannot meet it;
 - anonymization plus privacy metrics (projection, neighbours, avatars, inverse, privacy) at
   n = 50 000: at most 0.5 times the reference;
 - peak memory at n = 200 000 under 3 GB (3e9 bytes), growing linearly in n;
