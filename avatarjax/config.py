@@ -11,7 +11,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
+import numpy as np
 import pandas as pd
+from pandas.tseries.frequencies import to_offset
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError
 
@@ -160,10 +162,83 @@ class AvatarConfig:
     # "dirichlet": w = Exp(1) normalized, a Dirichlet(1, ..., 1) draw.
     weights: str = "avatar"
     seed: int = 0
+    # Privacy: segments whose start lies less than this from a segment's own start are not its
+    # neighbours. "0" turns it off; "window" is one window length, so no overlapping window of a
+    # sliding segmentation enters the avatar; also a number of steps or a duration such as "12h".
+    exclude_radius: str = "0"
 
     def __post_init__(self) -> None:
         _require_at_least("avatar.k", self.k, 1)
         _require_choice("avatar.weights", self.weights, ("avatar", "dirichlet"))
+        _check_exclude_radius(self.exclude_radius)
+
+
+def _check_exclude_radius(text: str) -> None:
+    value = str(text).strip()
+    if value == "window" or _STEPS_PATTERN.match(value):
+        return
+    try:
+        duration = pd.Timedelta(value)
+    except ValueError:
+        duration = None
+    if duration is None or duration < pd.Timedelta(0):
+        raise ConfigError(f"avatar.exclude_radius={text!r} is invalid; give 0 (off), \"window\", a number of "
+                          "steps such as 288, or a duration such as '12h'.")
+
+
+def exclusion_steps(text: str, window_steps: int, period: np.timedelta64) -> int:
+    """Convert an avatar.exclude_radius setting to a number of steps of the series grid (rounded up)."""
+    value = str(text).strip()
+    if value == "window":
+        return int(window_steps)
+    if _STEPS_PATTERN.match(value):
+        return int(value)
+    duration = pd.Timedelta(value)
+    return int(np.ceil(duration / pd.Timedelta(period)))
+
+
+@dataclass
+class PrivacyConfig:
+    """Entity-level metrics and attack-based risks, measured beside the segment-level metrics."""
+
+    # Protected entity: a pandas frequency such as "1D" (a step belongs to the calendar span its
+    # timestamp floors to), or null to skip the entity metrics and the attacks. A segment
+    # belongs to the entity that holds more than half of its steps (rule "majority").
+    entity: Optional[str] = None
+    entity_rule: str = "majority"
+    # Attacks need held-out control segments, so they anonymize the target segments a second
+    # time with the same settings; the released avatars still come from every segment.
+    attacks: bool = False
+    # Share of the entities held out as controls, drawn in runs of control_run consecutive
+    # entities; target segments that share a step with a control segment are left out of both.
+    control_share: float = 0.1
+    control_run: int = 3
+    # Attack trials per set (targets and controls), at most the number of controls.
+    attack_trials: int = 2000
+    # Inference succeeds when the guessed secret lies within this share of the secret's
+    # standard deviation over the evaluated originals.
+    inference_tolerance: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.entity is not None:
+            try:
+                to_offset(self.entity)
+            except ValueError:
+                raise ConfigError(f"privacy.entity={self.entity!r} is invalid; give a pandas frequency such as "
+                                  "'1D' or '12h', or null to skip the entity metrics.") from None
+        _require_choice("privacy.entity_rule", self.entity_rule, ("majority",))
+        if self.attacks and self.entity is None:
+            raise ConfigError("privacy.attacks=true needs a protected entity to hold out controls; set "
+                              "privacy.entity, for example to 1D.")
+        if not 0.0 < self.control_share < 0.5:
+            raise ConfigError(f"privacy.control_share={self.control_share} is invalid; choose a share above 0 "
+                              "and below 0.5.")
+        _require_at_least("privacy.control_run", self.control_run, 1)
+        _require_at_least("privacy.attack_trials", self.attack_trials, 30)
+        if not self.inference_tolerance > 0:
+            raise ConfigError(f"privacy.inference_tolerance={self.inference_tolerance} is invalid; give a "
+                              "positive share of the secret's standard deviation, such as 0.1.")
 
 
 @dataclass
@@ -230,6 +305,7 @@ class AnonymizeConfig:
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     # Privacy: figures and tables that show original series reach the tracker only when this
     # is true. The original-to-avatar link never does.
     log_originals: bool = False

@@ -17,9 +17,11 @@ import jax
 import numpy as np
 
 from avatarjax.avatar import generate_avatars, release_order, seed_keys
-from avatarjax.config import AnonymizeConfig, DataConfig, parse_devices
+from avatarjax.attack_evaluation import evaluate_attacks
+from avatarjax.config import AnonymizeConfig, DataConfig, exclusion_steps, parse_devices
 from avatarjax.data.loading import CleaningPolicy, SensorSeries, bundled_dataset_path, load_series
 from avatarjax.errors import InputDataError
+from avatarjax.metrics.entity_privacy import entity_of_segments, entity_privacy_metrics
 from avatarjax.metrics.privacy import privacy_metrics
 from avatarjax.metrics.utility import utility_metrics
 from avatarjax.projection.fixed_basis import fit_fixed_basis
@@ -97,17 +99,15 @@ def anonymize_series(series: SensorSeries, cfg: AnonymizeConfig, progress: bool 
 
     # 3. Project with functional PCA.
     with timed_stage(timings, "project"):
-        if proj_cfg.method == "fpca":
-            fpca = fit_fpca(curves, proj_cfg.ncp, proj_cfg.variance_share, proj_cfg.quadrature)
-        else:
-            fpca = fit_fixed_basis(curves, proj_cfg.method, proj_cfg.ncp, proj_cfg.variance_share)
+        fpca = _fit_projection(curves, proj_cfg)
         coordinates = jax.block_until_ready(transform(fpca, curves))
 
     # 4. Generate one avatar per segment from its k nearest neighbours.
     key_avatars, key_release = seed_keys(avatar_cfg.seed)
+    radius = exclusion_steps(avatar_cfg.exclude_radius, segments.window_steps, series.period)
     with timed_stage(timings, "generate"):
         avatars = generate_avatars(key_avatars, coordinates, avatar_cfg.k, avatar_cfg.weights, progress=progress,
-                                   mesh=mesh)
+                                   exclude_radius=radius, positions=segments.start_index, mesh=mesh)
         jax.block_until_ready(avatars.coordinates)
 
     # 5. Invert the projection and map the grid back to the window's steps.
@@ -125,6 +125,8 @@ def anonymize_series(series: SensorSeries, cfg: AnonymizeConfig, progress: bool 
                                   cfg.release.significant_digits, progress=progress, mesh=mesh)
     with timed_stage(timings, "utility_metrics"):
         utility = utility_metrics(original_segments, avatar_segments)
+    levels = _entity_and_attack_metrics(cfg, series, segments, curves, coordinates, avatars.coordinates, radius,
+                                        timings, mesh, progress)
 
     metrics = {
         "run": _run_facts(cfg, series, segments, fpca, grid_points),
@@ -132,6 +134,7 @@ def anonymize_series(series: SensorSeries, cfg: AnonymizeConfig, progress: bool 
         "segmentation": {"segments": segments.n_segments, "dropped": list(segments.dropped),
                          "remainder_policy": _REMAINDER_POLICY[segments.method]},
         "privacy": privacy,
+        **levels,
         "utility": utility,
         "timings_s": timings,
     }
@@ -141,6 +144,39 @@ def anonymize_series(series: SensorSeries, cfg: AnonymizeConfig, progress: bool 
         original_segments=original_segments, avatar_segments=avatar_segments,
         release_order=order, released_segments=released, metrics=metrics, timings_s=timings,
     )
+
+
+def _fit_projection(curves, proj_cfg) -> FPCA:
+    if proj_cfg.method == "fpca":
+        return fit_fpca(curves, proj_cfg.ncp, proj_cfg.variance_share, proj_cfg.quadrature)
+    return fit_fixed_basis(curves, proj_cfg.method, proj_cfg.ncp, proj_cfg.variance_share)
+
+
+def _entity_and_attack_metrics(cfg: AnonymizeConfig, series: SensorSeries, segments: Segments, curves,
+                               coordinates, avatar_coordinates, radius: int, timings: dict, mesh,
+                               progress: bool | None) -> dict:
+    """Return the entity_privacy and attacks sections that cfg.privacy asks for (possibly none)."""
+    privacy_cfg = cfg.privacy
+    if privacy_cfg.entity is None:
+        return {}
+    sections = {}
+    with timed_stage(timings, "entity_privacy"):
+        entities = entity_of_segments(segments.start_index, segments.window_steps, series.timestamps,
+                                      privacy_cfg.entity, privacy_cfg.entity_rule)
+        sections["entity_privacy"] = entity_privacy_metrics(coordinates, avatar_coordinates, entities)
+    if privacy_cfg.attacks:
+        def anonymize_targets(target_curves, positions):
+            # The run's own settings on the targets only; see avatarjax.attack_evaluation.
+            fpca = _fit_projection(target_curves, cfg.projection)
+            result = generate_avatars(seed_keys(cfg.avatar.seed)[0], transform(fpca, target_curves), cfg.avatar.k,
+                                      cfg.avatar.weights, progress=progress, exclude_radius=radius,
+                                      positions=positions, mesh=mesh)
+            return inverse_transform(fpca, result.coordinates)
+
+        with timed_stage(timings, "attacks"):
+            sections["attacks"] = evaluate_attacks(curves, entities, segments.start_index, segments.window_steps,
+                                                   anonymize_targets, privacy_cfg, progress)
+    return sections
 
 
 _REMAINDER_POLICY = {
@@ -174,6 +210,8 @@ def _run_facts(cfg: AnonymizeConfig, series: SensorSeries, segments: Segments, f
         "k": cfg.avatar.k,
         "weights": cfg.avatar.weights,
         "seed": cfg.avatar.seed,
+        "exclude_radius_steps": exclusion_steps(cfg.avatar.exclude_radius, segments.window_steps, series.period),
+        "privacy_entity": cfg.privacy.entity,
         "distance_scale": (
             f"Distances are Euclidean between {cfg.projection.method.upper()} score vectors; a score is an L2 inner product "
             f"over normalized time [0, 1], so distances are in the unit of '{cfg.data.value_column}' "

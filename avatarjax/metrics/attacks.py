@@ -161,3 +161,74 @@ def random_baseline(n_avatars: int, k: int) -> float:
     # math.comb is exact on integers, and int / int division rounds the ratio once, even when
     # both binomials exceed the float range.
     return 1.0 - math.comb(n_avatars - k, k) / math.comb(n_avatars, k)
+
+
+def inference(known_originals, secret_originals, known_avatars, secret_avatars, tolerance: float,
+              confidence: float = 0.95, progress: bool | None = None, relative: bool = False) -> SuccessRate:
+    """Run the inference attack: guess each original's secret from the avatar closest on the known part.
+
+    Threat model: the attacker knows part of a segment (`known_originals`, (m, T1), for example
+    its first half) and wants a secret value about the rest (`secret_originals`, (m,), for
+    example the mean of the second half). The attacker takes the avatar closest on the known
+    part (Euclidean) and guesses its secret. A guess succeeds when |guess - secret| <= tolerance,
+    in the secret's unit, or with `relative` when |guess - secret| <= tolerance * |guess|, the
+    rule of anonymeter's numeric inference. Avatars may be in any order: no link to the
+    originals is used.
+    """
+    known_originals = np.asarray(known_originals)
+    secret_originals = np.asarray(secret_originals, dtype=np.float64)
+    secret_avatars = np.asarray(secret_avatars, dtype=np.float64)
+    if known_originals.shape[0] != secret_originals.shape[0]:
+        raise InputDataError(
+            f"{known_originals.shape[0]} known parts but {secret_originals.shape[0]} secrets; pass one secret "
+            "per original segment."
+        )
+    if np.shape(known_avatars)[0] != secret_avatars.shape[0]:
+        raise InputDataError(
+            f"{np.shape(known_avatars)[0]} avatar known parts but {secret_avatars.shape[0]} avatar secrets; "
+            "pass one secret per avatar segment."
+        )
+    if not tolerance > 0:
+        raise InputDataError(f"tolerance = {tolerance} is invalid; give a positive distance in the secret's unit.")
+    _, nearest = knn(known_originals, known_avatars, 1, progress=progress)
+    guesses = secret_avatars[np.asarray(nearest)[:, 0]]
+    limit = tolerance * np.abs(guesses) if relative else tolerance
+    correct = np.abs(guesses - secret_originals) <= limit
+    return SuccessRate.from_counts(int(correct.sum()), int(correct.shape[0]), confidence)
+
+
+def inference_baseline(secret_originals, secret_avatars, tolerance: float, key_seed: int = 0,
+                       confidence: float = 0.95) -> SuccessRate:
+    """Guess each secret from a uniformly drawn avatar: the success of an attacker who ignores the known part."""
+    secret_originals = np.asarray(secret_originals, dtype=np.float64)
+    secret_avatars = np.asarray(secret_avatars, dtype=np.float64)
+    rng = np.random.default_rng(key_seed)
+    guesses = secret_avatars[rng.integers(0, secret_avatars.shape[0], secret_originals.shape[0])]
+    correct = np.abs(guesses - secret_originals) <= tolerance
+    return SuccessRate.from_counts(int(correct.sum()), int(correct.shape[0]), confidence)
+
+
+def closest_avatar_distances(segments, avatars, progress: bool | None = None) -> np.ndarray:
+    """Distance from every segment (row) to its closest avatar, as float64."""
+    distance, _ = knn(segments, avatars, 1, progress=progress)
+    return np.asarray(distance, dtype=np.float64)[:, 0]
+
+
+def membership(target_distances, control_distances, confidence: float = 0.95) -> tuple[SuccessRate, SuccessRate, float]:
+    """Run the membership attack on distances to the closest avatar; return (targets, controls, threshold).
+
+    Threat model: the attacker holds candidate segments, some anonymized (targets) and some not
+    (controls), and calls a candidate a member when its closest avatar lies within a threshold.
+    The threshold is the median distance over all candidates, which the attacker can compute
+    without knowing who is a member. Success on targets is the share called members (true
+    positives); success on controls is the share wrongly called members, so the risk formula
+    gives the advantage of the attack over a guess that does not depend on membership.
+    """
+    target_distances = np.asarray(target_distances, dtype=np.float64)
+    control_distances = np.asarray(control_distances, dtype=np.float64)
+    threshold = float(np.median(np.concatenate([target_distances, control_distances])))
+    # Candidates at the threshold are called members on both sides alike, so ties favour no side.
+    targets = SuccessRate.from_counts(int(np.sum(target_distances <= threshold)), target_distances.size, confidence)
+    controls = SuccessRate.from_counts(int(np.sum(control_distances <= threshold)), control_distances.size,
+                                       confidence)
+    return targets, controls, threshold

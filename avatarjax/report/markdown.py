@@ -378,10 +378,18 @@ def render_report(metrics: Mapping[str, Any], figures: Mapping[str, str]) -> str
     lines += _title(metrics)
     lines += _caution(figures)
     lines += _summary(metrics)
-    lines += _metric_table(metrics, "privacy", number=1)
+    from avatarjax.report.privacy_levels import attack_lines, entity_level_lines  # imports this module
+
+    number = 1
+    lines += _metric_table(metrics, "privacy", number=number)
     if metrics.get("privacy"):
         lines += _distance_note(metrics.get("run") or {})
-    lines += _metric_table(metrics, "utility", number=2 if metrics.get("privacy") else 1)
+        number += 1
+    for section in (entity_level_lines, attack_lines):
+        added = section(metrics, number)
+        lines += added
+        number += 1 if added else 0
+    lines += _metric_table(metrics, "utility", number=number)
     lines += _cleaning(metrics)
     lines += _segmentation(metrics)
     lines += _figures(figures)

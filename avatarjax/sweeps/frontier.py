@@ -39,6 +39,11 @@ FRONTIER_DIR = "frontier"
 SETTING_KEYS = ("projection", "k", "ncp", "weights", "window", "stride")
 PRIVACY_KEYS = tuple(PRIVACY_TARGETS)
 UTILITY_KEYS = ("hellinger", "autocorrelation_lag10")
+# Entity-level metrics and attack risks, read when the runs measured them (privacy.entity,
+# privacy.attacks); they are shown beside the segment-level figures but do not enter privacy_met.
+ENTITY_KEYS = ("entity_hidden_rate", "entity_local_cloaking")
+ATTACK_KEYS = ("linkability", "inference", "membership")
+LEVEL_KEYS = ENTITY_KEYS + tuple(f"{name}_risk" for name in ATTACK_KEYS)
 
 
 def _run_row(path: Path, sweep_dir: Path) -> dict | None:
@@ -76,6 +81,13 @@ def _run_row(path: Path, sweep_dir: Path) -> dict | None:
     for key in UTILITY_KEYS:
         value = utility.get(key, {}).get("value")
         row[key] = math.nan if value is None else value
+    entity, attacks = metrics.get("entity_privacy") or {}, metrics.get("attacks") or {}
+    for key in ENTITY_KEYS:
+        value = entity.get(key, {}).get("value")
+        row[key] = math.nan if value is None else value
+    for name in ATTACK_KEYS:
+        value = attacks.get(name, {}).get("value")
+        row[f"{name}_risk"] = math.nan if value is None else value
     return row
 
 
@@ -105,7 +117,8 @@ def collect_runs(sweep_dir: str | Path) -> pd.DataFrame:
 
 def summarize_settings(runs: pd.DataFrame) -> pd.DataFrame:
     """Group runs by setting (all sweep keys but the seed): mean and std over seeds, flags."""
-    measured = ["explained_variance_share", *PRIVACY_KEYS, *UTILITY_KEYS, "score_correlation", "objective"]
+    measured = ["explained_variance_share", *PRIVACY_KEYS, *LEVEL_KEYS, *UTILITY_KEYS, "score_correlation",
+                "objective"]
     grouped = runs.groupby(list(SETTING_KEYS), sort=True, dropna=False)
     table = grouped[measured].mean()
     spread = grouped[measured].std(ddof=1).add_suffix("_std")
@@ -136,7 +149,8 @@ def frontier_mask(table: pd.DataFrame) -> np.ndarray:
 
 
 # Columns shown with one decimal (percentages and medians of counts); others get 3 significant digits.
-_ONE_DECIMAL = {"hidden_rate", "local_cloaking", "row_direct_match_protection"}
+_ONE_DECIMAL = {"hidden_rate", "local_cloaking", "row_direct_match_protection", "entity_hidden_rate",
+                "entity_local_cloaking"}
 
 
 def _format(value, column: str = "") -> str:
@@ -166,9 +180,10 @@ def render_markdown(table: pd.DataFrame, runs: pd.DataFrame, sweep_dir: Path) ->
         "plus 2 and the relative shortfall for each missed privacy target; smaller is better.",
         "",
     ]
+    levels = [key for key in LEVEL_KEYS if table[key].notna().any()]
     columns = ["projection", "k", "ncp", "window", "stride", "seeds", "explained_variance_share", "hidden_rate",
-               "local_cloaking", "distance_to_closest", "hellinger"] + (["score_correlation"] if has_correlation else []) + \
-              ["objective", "privacy_met", "frontier", "best"]
+               "local_cloaking", "distance_to_closest", *levels, "hellinger"] + \
+              (["score_correlation"] if has_correlation else []) + ["objective", "privacy_met", "frontier", "best"]
     lines.append("| " + " | ".join(columns) + " |")
     lines.append("|" + "---|" * len(columns))
     for _, row in table.iterrows():

@@ -1,0 +1,113 @@
+"""Report sections that put segment-level, entity-level and attack-based privacy side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from avatarjax.report.markdown import MET_SYMBOLS, NOT_AVAILABLE, _table, format_entry_value, format_number
+
+# Segment-level metric and its entity-level counterpart, in table order.
+LEVEL_PAIRS = (("hidden_rate", "entity_hidden_rate"), ("local_cloaking", "entity_local_cloaking"))
+
+ATTACK_LABELS = {"linkability": "Linkability", "inference": "Inference", "membership": "Membership"}
+
+ATTACK_DEFINITIONS = {
+    "linkability": "both halves of a segment lead to the same closest avatar",
+    "inference": "the mean of the second half, guessed from the avatar closest on the first half, is within "
+                 "the tolerance",
+    "membership": "the closest avatar lies within the median closest-avatar distance of all attacked segments "
+                  "(a random guess succeeds half the time)",
+}
+
+
+def entity_level_lines(metrics: Mapping[str, Any], number: int) -> list[str]:
+    """Return the table of segment-level and entity-level hidden rate and local cloaking, or nothing."""
+    segment = metrics.get("privacy") or {}
+    entity = metrics.get("entity_privacy") or {}
+    if not entity:
+        return []
+    rows = []
+    for segment_key, entity_key in LEVEL_PAIRS:
+        low, high = segment.get(segment_key) or {}, entity.get(entity_key) or {}
+        rows.append([
+            (low or high).get("label", segment_key).replace("Entity ", "").capitalize(),
+            format_entry_value(low) if low else NOT_AVAILABLE, MET_SYMBOLS.get(low.get("meets"), NOT_AVAILABLE),
+            format_entry_value(high) if high else NOT_AVAILABLE, MET_SYMBOLS.get(high.get("meets"), NOT_AVAILABLE),
+            high.get("target") or low.get("target") or NOT_AVAILABLE,
+        ])
+    entity_name = (metrics.get("run") or {}).get("privacy_entity") or "entity"
+    lines = [f"**Table {number}. Privacy per segment and per protected entity ({entity_name})**", ""]
+    lines += _table(["Metric", "Per segment", "Met", "Per entity", "Met", "Target"], rows,
+                    align=["l", "r", "c", "r", "c", "l"])
+    lines += ["", _level_gap_sentence(segment, entity), ""]
+    return lines
+
+
+def _level_gap_sentence(segment: Mapping[str, Any], entity: Mapping[str, Any]) -> str:
+    """Explain what the gap between the two hidden rates means for this run."""
+    low = (segment.get("hidden_rate") or {}).get("value")
+    high = (entity.get("entity_hidden_rate") or {}).get("value")
+    base = ("Per entity, an attacker's match counts as found when the closest avatar was generated from any "
+            "segment of the original's own entity: overlapping windows of the same entity are near copies of "
+            "each other, so a match with one of them points at the right time span.")
+    if low is None or high is None:
+        return base
+    if high < low - 10.0:
+        return (base + f" The entity-level hidden rate ({format_number(high)} %) is far below the segment-level "
+                f"one ({format_number(low)} %): most originals counted as hidden per segment are found per entity, "
+                "so the segment-level figure overstates protection. avatar.exclude_radius=window keeps "
+                "overlapping windows out of each avatar.")
+    return (base + f" The two hidden rates are close ({format_number(low)} % and {format_number(high)} %): the "
+            "closest avatars seldom come from the original's own entity.")
+
+
+def _interval(entry: Mapping[str, Any], value: str, low: str, high: str) -> str:
+    """Format entry[value] with its interval [entry[low], entry[high]]."""
+    if entry.get(value) is None:
+        return NOT_AVAILABLE
+    return f"{format_number(entry[value])} [{format_number(entry.get(low))}, {format_number(entry.get(high))}]"
+
+
+def attack_lines(metrics: Mapping[str, Any], number: int) -> list[str]:
+    """Return the attack-risk table with intervals, the design and the definitions, or nothing."""
+    attacks = metrics.get("attacks") or {}
+    if not attacks:
+        return []
+    design = attacks.get("design") or {}
+    rows = [[ATTACK_LABELS[name], _interval(entry, "value", "low", "high"),
+             _interval(entry, "attack_rate", "attack_low", "attack_high"),
+             _interval(entry, "control_rate", "control_low", "control_high"),
+             format_number(entry.get("baseline_rate")), format_number(entry.get("attack_trials"))]
+            for name, entry in attacks.items() if name in ATTACK_LABELS]
+
+    lines = [f"**Table {number}. Attack-based risks, 95 % intervals**", ""]
+    lines += _table(["Attack", "Risk", "Success on targets", "Success on controls", "Random guess", "Trials"],
+                    rows, align=["l", "r", "r", "r", "r", "r"])
+    lines += [
+        "",
+        "Risk = (success on targets - success on controls) / (1 - success on controls): 0 means the avatars "
+        "reveal nothing about their own originals beyond what they reveal about similar segments that were "
+        "never anonymized, 1 means every target the controls miss is found. Intervals are Wilson score "
+        "intervals of the two success rates, combined at their extremes. A negative value means the attack "
+        "did worse on targets than on controls.",
+        "",
+        f"Design: the {format_number(design.get('target_segments'))} target segments were anonymized again with "
+        f"this run's settings, while {format_number(design.get('control_segments'))} control segments "
+        f"({format_number(design.get('control_entities'))} of {format_number(design.get('entities'))} entities) "
+        f"were held out; {format_number(design.get('buffer_segments'))} target segments that share a step with "
+        f"a control were left out of both. Each attack ran on {format_number(design.get('trials'))} sampled "
+        f"targets and as many controls; the attacker knows the {design.get('known_part', 'first half')}.",
+        "",
+        "Success:",
+        "",
+    ]
+
+    tolerance = (attacks.get("inference") or {}).get("tolerance")
+    for name, text in ATTACK_DEFINITIONS.items():
+        if name not in attacks:
+            continue
+        if name == "inference" and tolerance is not None:
+            text += f" ({format_number(tolerance)} in the unit of the values)"
+        lines.append(f"- **{ATTACK_LABELS[name]}**: {text}.")
+    return lines + [""]
