@@ -15,12 +15,15 @@ anonymized. The design therefore holds out control segments (avatarjax.metrics.a
    value unit of the resampled curves, and report each risk with its Wilson-based interval and
    the success of random guessing.
 
-Attacks, each on the first and second halves of the curve grid:
+Attacks, the first three on the first and second halves of the curve grid:
 - linkability: both halves of a segment lead to the same closest avatar (k = 1);
 - inference: the mean of the second half, guessed from the avatar closest on the first half,
   within `inference_tolerance` standard deviations of that mean over the evaluated segments;
 - membership: the closest avatar lies within the median closest-avatar distance of the pooled
-  targets and controls.
+  targets and controls;
+- singling out: a predicate on per-curve features (mean, spread, extremes, half means), built
+  from the avatars to isolate one avatar, isolates exactly one segment of the attacked set
+  (avatarjax.metrics.singling_out).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from avatarjax.config import PrivacyConfig
 from avatarjax.errors import InputDataError
 from avatarjax.metrics.attacks import (MIN_CONTROL_TRIALS, attack_risk, closest_avatar_distances, inference,
                                        inference_baseline, linkability, membership, random_baseline)
+from avatarjax.metrics.singling_out import FEATURES, curve_features, singling_out
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +142,11 @@ def evaluate_attacks(curves: np.ndarray, entities, start_index, window_steps: in
 
     member, non_member, threshold = membership(closest_avatar_distances(targets, avatars, progress),
                                                closest_avatar_distances(controls, avatars, progress))
+    # Predicates isolate one avatar among as many avatars as there are attacked rows, so that
+    # they are as specific as the sets they run on.
+    sampled_avatars = avatars[rng.choice(avatars.shape[0], trials, replace=False)]
+    singled = singling_out(curve_features(targets), curve_features(controls), curve_features(sampled_avatars),
+                           seed=cfg.seed)
 
     return {
         "design": {
@@ -149,4 +158,5 @@ def evaluate_attacks(curves: np.ndarray, entities, start_index, window_steps: in
         "inference": _risk_entry(*inferred, guessed.rate, tolerance=tolerance,
                                  secret="mean of the second half of the curve"),
         "membership": _risk_entry(member, non_member, 0.5, threshold=threshold),
+        "singling_out": _risk_entry(singled[0], singled[1], singled[2].rate, features=list(FEATURES)),
     }

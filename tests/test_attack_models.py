@@ -1,4 +1,4 @@
-"""Inference and membership attacks on hand-built sets whose success rates are known.
+"""Inference, membership and singling-out attacks on hand-built sets whose success rates are known."""
 
 import numpy as np
 import pytest
@@ -56,3 +56,47 @@ def test_membership_same_distances_no_advantage():
     distances = np.linspace(0.0, 1.0, 101)
     targets, controls, _ = membership(distances, distances)
     assert targets.rate == controls.rate
+
+
+def test_curve_features_by_hand():
+    from avatarjax.metrics.singling_out import curve_features
+
+    features = curve_features(np.array([[1.0, 3.0, 5.0, 7.0]]))
+    assert np.allclose(features, [[4.0, np.sqrt(5.0), 1.0, 7.0, 2.0, 6.0]])
+
+
+def test_singling_out_avatars_as_targets_always_succeed():
+    from avatarjax.metrics.singling_out import singling_out
+
+    rng = np.random.default_rng(0)
+    avatars = rng.normal(size=(300, 6))
+    # Targets are the avatars themselves: a predicate that isolates one avatar isolates one target.
+    far_controls = rng.normal(size=(300, 6)) * 0.01
+    targets, controls, baseline = singling_out(avatars, far_controls, avatars, n_queries=200)
+    assert targets.rate == 1.0
+    assert targets.trials == 200
+    assert controls.rate < 0.5
+    assert 0.0 <= baseline.rate <= 1.0
+
+
+def test_singling_out_same_population_no_advantage():
+    from avatarjax.metrics.singling_out import singling_out
+
+    rng = np.random.default_rng(1)
+    avatars, targets, controls = (rng.normal(size=(2000, 6)) for _ in range(3))
+    on_targets, on_controls, _ = singling_out(targets[:500], controls[:500], avatars, n_queries=400)
+    assert abs(on_targets.rate - on_controls.rate) < 0.1
+
+
+def test_singling_out_shape_mismatch_rejected():
+    from avatarjax.metrics.singling_out import singling_out
+
+    with pytest.raises(InputDataError, match="sample as many targets as controls"):
+        singling_out(np.zeros((10, 6)), np.zeros((12, 6)), np.zeros((50, 6)))
+
+
+def test_wilson_ends_exact_at_zero_and_all():
+    from avatarjax.metrics.attacks import wilson_interval
+
+    assert wilson_interval(0, 500)[0] == 0.0
+    assert wilson_interval(500, 500)[1] == 1.0

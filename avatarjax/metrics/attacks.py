@@ -53,9 +53,11 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
     center = (p + z * z / (2.0 * trials)) / denominator
     half_width = z / denominator * math.sqrt(p * (1.0 - p) / trials + z * z / (4.0 * trials * trials))
 
-    # The lower bound is exactly 0 at p = 0 and the upper bound exactly 1 at p = 1, so clipping
-    # removes float rounding only.
-    return max(0.0, center - half_width), min(1.0, center + half_width)
+    # In exact arithmetic the lower bound is 0 at p = 0 and the upper bound 1 at p = 1; float
+    # rounding leaves residues such as 4e-19, so those ends are set exactly.
+    low = 0.0 if successes == 0 else max(0.0, center - half_width)
+    high = 1.0 if successes == trials else min(1.0, center + half_width)
+    return low, high
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from avatarjax.report.markdown import MET_SYMBOLS, NOT_AVAILABLE, _table, format
 # Segment-level metric and its entity-level counterpart, in table order.
 LEVEL_PAIRS = (("hidden_rate", "entity_hidden_rate"), ("local_cloaking", "entity_local_cloaking"))
 
-ATTACK_LABELS = {"linkability": "Linkability", "inference": "Inference", "membership": "Membership"}
+ATTACK_LABELS = {"linkability": "Linkability", "inference": "Inference", "membership": "Membership",
+                 "singling_out": "Singling out"}
 
 ATTACK_DEFINITIONS = {
     "linkability": "both halves of a segment lead to the same closest avatar",
@@ -18,6 +19,10 @@ ATTACK_DEFINITIONS = {
                  "the tolerance",
     "membership": "the closest avatar lies within the median closest-avatar distance of all attacked segments "
                   "(a random guess succeeds half the time)",
+    "singling_out": "a predicate on three features of a curve (mean, standard deviation, minimum, maximum, "
+                    "half means), built from one avatar so that it matches that avatar only, matches exactly "
+                    "one attacked segment; trials are predicates, and random guessing builds them from "
+                    "feature values drawn one by one",
 }
 
 
@@ -102,6 +107,12 @@ def attack_lines(metrics: Mapping[str, Any], number: int) -> list[str]:
         "Success:",
         "",
     ]
+    weak = [ATTACK_LABELS[name] for name, entry in attacks.items()
+            if name in ATTACK_LABELS and entry.get("baseline_rate") is not None
+            and entry["baseline_rate"] >= entry.get("attack_rate", 0.0)]
+    if weak:
+        lines[-2:-2] = [f"Random guessing does at least as well as the attack for: {', '.join(weak)}. Such an "
+                        "attack is too weak to show a leak, so its risk near 0 is no evidence of protection.", ""]
 
     tolerance = (attacks.get("inference") or {}).get("tolerance")
     for name, text in ATTACK_DEFINITIONS.items():

@@ -42,7 +42,7 @@ UTILITY_KEYS = ("hellinger", "autocorrelation_lag10")
 # Entity-level metrics and attack risks, read when the runs measured them (privacy.entity,
 # privacy.attacks); they are shown beside the segment-level figures but do not enter privacy_met.
 ENTITY_KEYS = ("entity_hidden_rate", "entity_local_cloaking")
-ATTACK_KEYS = ("linkability", "inference", "membership")
+ATTACK_KEYS = ("linkability", "inference", "membership", "singling_out")
 LEVEL_KEYS = ENTITY_KEYS + tuple(f"{name}_risk" for name in ATTACK_KEYS)
 
 
