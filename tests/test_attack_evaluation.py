@@ -124,3 +124,19 @@ def test_exclusion_radius_raises_entity_hidden_rate(month, attacked):
     assert excluded.metrics["run"]["exclude_radius_steps"] == 72
     assert (excluded.metrics["entity_privacy"]["entity_hidden_rate"]["value"]
             > attacked.metrics["entity_privacy"]["entity_hidden_rate"]["value"] + 10.0)
+
+
+def test_frontier_shows_entity_and_attack_columns(attacked, tmp_path):
+    import json
+
+    from avatarjax.sweeps.frontier import collect_runs, render_markdown, summarize_settings
+
+    for number in ("0", "1"):
+        (tmp_path / number).mkdir()
+        (tmp_path / number / "metrics.json").write_text(json.dumps(attacked.metrics, default=float))
+    runs = collect_runs(tmp_path)
+    expected = attacked.metrics["attacks"]["membership"]["value"]
+    assert runs["membership_risk"].tolist() == [expected, expected]
+    page = render_markdown(summarize_settings(runs), runs, tmp_path)
+    assert "entity_hidden_rate" in page
+    assert "singling_out_risk" in page
