@@ -203,7 +203,8 @@ class PrivacyConfig:
 
     # Protected entity: a pandas frequency such as "1D" (a step belongs to the calendar span its
     # timestamp floors to), or null to skip the entity metrics and the attacks. A segment
-    # belongs to the entity that holds more than half of its steps (rule "majority").
+    # belongs to the entity that holds more than half of its steps (rule "majority"), or to
+    # the entity of its first step (rule "start").
     entity: Optional[str] = None
     entity_rule: str = "majority"
     # Attacks need held-out control segments, so they anonymize the target segments a second
@@ -227,7 +228,7 @@ class PrivacyConfig:
             except ValueError:
                 raise ConfigError(f"privacy.entity={self.entity!r} is invalid; give a pandas frequency such as "
                                   "'1D' or '12h', or null to skip the entity metrics.") from None
-        _require_choice("privacy.entity_rule", self.entity_rule, ("majority",))
+        _require_choice("privacy.entity_rule", self.entity_rule, ("majority", "start"))
         if self.attacks and self.entity is None:
             raise ConfigError("privacy.attacks=true needs a protected entity to hold out controls; set "
                               "privacy.entity, for example to 1D.")

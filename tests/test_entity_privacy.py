@@ -195,3 +195,13 @@ def test_real_entity_hidden_rate_not_above_segment(machine_temperature):
     assert entity["entity_local_cloaking"]["value"] <= segment_cloaking, figures
     assert np.array_equal(entity_closer_avatar_counts(originals, avatars, entities),
                           brute_force_entity_counts(originals, avatars, entities)), figures
+
+
+def test_start_rule_takes_first_step_entity():
+    # Windows of 4 steps of 6 hours, so a window starting at 18:00 has 1 step that day and 3 the next.
+    timestamps = np.arange("2024-01-01T00", "2024-01-04T00", 6, dtype="datetime64[h]")
+    starts = np.array([0, 3, 4, 7])
+    start = entity_of_segments(starts, 4, timestamps, "1D", rule="start")
+    majority = entity_of_segments(starts, 4, timestamps, "1D", rule="majority")
+    assert start.tolist() == [0, 0, 1, 1]
+    assert majority.tolist() == [0, 1, 1, 2]

@@ -13,6 +13,10 @@ or spread over several), the segment takes the entity of its middle step, the st
 start_index + window_steps // 2. For an even window this is the later of the two central
 steps.
 
+Rule "start": the entity of the segment's first step. It suits segments that an entity starts,
+such as peak-centred windows assigned to the day of their start; for windows that straddle two
+entities it attributes the larger part to the wrong one more often than "majority".
+
 Definitions, with x_i original i, a_j the avatar generated for original j, e(j) the entity of
 segment j, and d(i, j) = |x_i - a_j|^2 in the projected space:
 - own distance o_i = min over j with e(j) = e(i) of d(i, j). It includes a_i, so it exists;
@@ -44,7 +48,7 @@ from avatarjax.errors import InputDataError
 from avatarjax.metrics.privacy import BLOCK_SIZE, TIE_MARGIN, TILE_SIZE
 from avatarjax.metrics.targets import ENTITY_PRIVACY_TARGETS, metric_entry
 
-ENTITY_RULES = ("majority",)
+ENTITY_RULES = ("majority", "start")
 
 # Windows per chunk when the majority rule gathers step entities, so the (chunk, window_steps)
 # array stays small for long series.
@@ -137,7 +141,10 @@ def entity_of_segments(start_index, window_steps: int, timestamps, entity="1D", 
         _, step_codes = np.unique(ids, return_inverse=True)
         step_codes = step_codes.reshape(-1)
 
-    codes = _majority_entities(step_codes, start_index, window_steps)
+    if rule == "start":
+        codes = step_codes[start_index]
+    else:
+        codes = _majority_entities(step_codes, start_index, window_steps)
     distinct = np.unique(codes)
     if distinct.size < 2:
         raise InputDataError(
