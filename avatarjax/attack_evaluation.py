@@ -64,8 +64,9 @@ def _control_codes(codes: np.ndarray, share: float, run: int, rng: np.random.Gen
     if n_runs >= len(runs):
         raise InputDataError(
             f"privacy.control_share={share} with privacy.control_run={run} would hold out {n_runs} of the "
-            f"{len(runs)} runs of entities, leaving no targets; lower privacy.control_share or "
-            "privacy.control_run, or use a shorter privacy.entity."
+            f"{len(runs)} runs of entities ({codes.size} entities in all), leaving no targets. Lower "
+            "privacy.control_share or privacy.control_run; on a series of a few entities, set "
+            "privacy.attacks=false."
         )
     chosen = np.sort(rng.choice(len(runs), n_runs, replace=False))
     return np.concatenate([runs[i] for i in chosen])
@@ -91,14 +92,16 @@ def holdout_split(entities, start_index, window_steps: int, share: float, run: i
     control = np.flatnonzero(is_control)
     if target.size == 0:
         raise InputDataError(
-            f"privacy.control_share={share} leaves no target segment: every segment is a control or overlaps "
-            "one; lower privacy.control_share or use a shorter privacy.entity."
+            f"privacy.control_share={share} leaves no target segment ({codes.size} entities in all): every "
+            "segment is a control or overlaps one. Lower privacy.control_share; on a series of a few entities, "
+            "set privacy.attacks=false."
         )
     if control.size < MIN_CONTROL_TRIALS:
         raise InputDataError(
             f"The control set has {control.size} segments ({control_codes.size} entities), fewer than "
-            f"{MIN_CONTROL_TRIALS}, so the risk intervals would not be meaningful; raise privacy.control_share, "
-            "use a shorter privacy.entity, or set privacy.attacks=false."
+            f"{MIN_CONTROL_TRIALS}, so the risk intervals would not be meaningful. Raise privacy.control_share "
+            "or use a shorter privacy.entity that still covers one window; on a short series, set "
+            "privacy.attacks=false."
         )
     return HoldoutSplit(target=target, control=control, buffer_segments=int(entities.size - target.size - control.size),
                         control_entities=int(control_codes.size), entities=int(codes.size))
@@ -108,17 +111,16 @@ def _risk_entry(attack, control, baseline: float, **facts) -> dict:
     return {**attack_risk(attack, control), "baseline_rate": baseline, **facts}
 
 
-def evaluate_attacks(curves: np.ndarray, entities, start_index, window_steps: int,
+def evaluate_attacks(curves: np.ndarray, split: HoldoutSplit, start_index,
                      anonymize: Callable[[np.ndarray, np.ndarray], np.ndarray], cfg: PrivacyConfig,
                      progress: bool | None = None) -> dict:
-    """Run the held-out design and the three attacks; return the metrics-file section.
+    """Run the attacks on a hold-out split (`holdout_split`); return the metrics-file section.
 
-    `curves` (n, T) are the originals on the projection grid, `entities` and `start_index` one
-    value per segment. `anonymize(curves, start_index)` returns one avatar curve per given
-    curve, with the run's settings.
+    `curves` (n, T) are the originals on the projection grid and `start_index` one value per
+    segment. `anonymize(curves, start_index)` returns one avatar curve per given curve, with
+    the run's settings.
     """
     curves = np.asarray(curves, dtype=np.float64)
-    split = holdout_split(entities, start_index, window_steps, cfg.control_share, cfg.control_run, cfg.seed)
     logger.info("attack evaluation: %d target and %d control segments (%d of %d entities held out), "
                 "%d overlapping segments left out", split.target.size, split.control.size,
                 split.control_entities, split.entities, split.buffer_segments)

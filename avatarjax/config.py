@@ -208,7 +208,8 @@ class PrivacyConfig:
     entity: Optional[str] = None
     entity_rule: str = "majority"
     # Attacks need held-out control segments, so they anonymize the target segments a second
-    # time with the same settings; the released avatars still come from every segment.
+    # time with the same settings; the released avatars still come from every segment. They
+    # hold out whole entities, so they run only when `entity` is set.
     attacks: bool = False
     # Share of the entities held out as controls, drawn in runs of control_run consecutive
     # entities; target segments that share a step with a control segment are left out of both.
@@ -229,9 +230,6 @@ class PrivacyConfig:
                 raise ConfigError(f"privacy.entity={self.entity!r} is invalid; give a pandas frequency such as "
                                   "'1D' or '12h', or null to skip the entity metrics.") from None
         _require_choice("privacy.entity_rule", self.entity_rule, ("majority", "start"))
-        if self.attacks and self.entity is None:
-            raise ConfigError("privacy.attacks=true needs a protected entity to hold out controls; set "
-                              "privacy.entity, for example to 1D.")
         if not 0.0 < self.control_share < 0.5:
             raise ConfigError(f"privacy.control_share={self.control_share} is invalid; choose a share above 0 "
                               "and below 0.5.")

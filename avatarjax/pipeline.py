@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from avatarjax.avatar import generate_avatars, release_order, seed_keys
-from avatarjax.attack_evaluation import evaluate_attacks
+from avatarjax.attack_evaluation import evaluate_attacks, holdout_split
 from avatarjax.config import AnonymizeConfig, DataConfig, exclusion_steps, parse_devices
 from avatarjax.data.loading import CleaningPolicy, SensorSeries, bundled_dataset_path, load_series
 from avatarjax.errors import InputDataError
@@ -91,6 +91,9 @@ def anonymize_series(series: SensorSeries, cfg: AnonymizeConfig, progress: bool 
                                   seg_cfg.peak_prominence, seg_cfg.peak_distance)
         _check_segment_count(segments, avatar_cfg.k)
         original_segments = segments.values[:, :, 0]
+        # Entities and the attack split are checked here, so a series too short for them fails
+        # before the expensive steps.
+        entities, split = _entities_and_split(cfg, series, segments)
 
     # 2. Normalize time to [0, 1] and resample onto the common grid of T points.
     grid_points = proj_cfg.grid_points or segments.window_steps
@@ -125,8 +128,8 @@ def anonymize_series(series: SensorSeries, cfg: AnonymizeConfig, progress: bool 
                                   cfg.release.significant_digits, progress=progress, mesh=mesh)
     with timed_stage(timings, "utility_metrics"):
         utility = utility_metrics(original_segments, avatar_segments)
-    levels = _entity_and_attack_metrics(cfg, series, segments, curves, coordinates, avatars.coordinates, radius,
-                                        timings, mesh, progress)
+    levels = _entity_and_attack_metrics(cfg, segments, entities, split, curves, coordinates, avatars.coordinates,
+                                        radius, timings, mesh, progress)
 
     metrics = {
         "run": _run_facts(cfg, series, segments, fpca, grid_points),
@@ -152,19 +155,33 @@ def _fit_projection(curves, proj_cfg) -> FPCA:
     return fit_fixed_basis(curves, proj_cfg.method, proj_cfg.ncp, proj_cfg.variance_share)
 
 
-def _entity_and_attack_metrics(cfg: AnonymizeConfig, series: SensorSeries, segments: Segments, curves,
+def _entities_and_split(cfg: AnonymizeConfig, series: SensorSeries, segments: Segments):
+    """Return the segments' entity codes and the attack hold-out split, each None when not asked for."""
+    privacy_cfg = cfg.privacy
+    if privacy_cfg.entity is None:
+        if privacy_cfg.attacks:
+            logger.warning("privacy.attacks=true is ignored: the attacks hold out whole entities and "
+                           "privacy.entity is null.")
+        return None, None
+    entities = entity_of_segments(segments.start_index, segments.window_steps, series.timestamps,
+                                  privacy_cfg.entity, privacy_cfg.entity_rule)
+    if not privacy_cfg.attacks:
+        return entities, None
+    split = holdout_split(entities, segments.start_index, segments.window_steps, privacy_cfg.control_share,
+                          privacy_cfg.control_run, privacy_cfg.seed)
+    return entities, split
+
+
+def _entity_and_attack_metrics(cfg: AnonymizeConfig, segments: Segments, entities, split, curves,
                                coordinates, avatar_coordinates, radius: int, timings: dict, mesh,
                                progress: bool | None) -> dict:
     """Return the entity_privacy and attacks sections that cfg.privacy asks for (possibly none)."""
-    privacy_cfg = cfg.privacy
-    if privacy_cfg.entity is None:
+    if entities is None:
         return {}
     sections = {}
     with timed_stage(timings, "entity_privacy"):
-        entities = entity_of_segments(segments.start_index, segments.window_steps, series.timestamps,
-                                      privacy_cfg.entity, privacy_cfg.entity_rule)
         sections["entity_privacy"] = entity_privacy_metrics(coordinates, avatar_coordinates, entities)
-    if privacy_cfg.attacks:
+    if split is not None:
         def anonymize_targets(target_curves, positions):
             # The run's own settings on the targets only; see avatarjax.attack_evaluation.
             fpca = _fit_projection(target_curves, cfg.projection)
@@ -174,8 +191,8 @@ def _entity_and_attack_metrics(cfg: AnonymizeConfig, series: SensorSeries, segme
             return inverse_transform(fpca, result.coordinates)
 
         with timed_stage(timings, "attacks"):
-            sections["attacks"] = evaluate_attacks(curves, entities, segments.start_index, segments.window_steps,
-                                                   anonymize_targets, privacy_cfg, progress)
+            sections["attacks"] = evaluate_attacks(curves, split, segments.start_index, anonymize_targets,
+                                                   cfg.privacy, progress)
     return sections
 
 
@@ -212,6 +229,11 @@ def _run_facts(cfg: AnonymizeConfig, series: SensorSeries, segments: Segments, f
         "seed": cfg.avatar.seed,
         "exclude_radius_steps": exclusion_steps(cfg.avatar.exclude_radius, segments.window_steps, series.period),
         "privacy_entity": cfg.privacy.entity,
+        "privacy_attacks": bool(cfg.privacy.attacks and cfg.privacy.entity is not None),
+        "control_share": cfg.privacy.control_share,
+        "control_run": cfg.privacy.control_run,
+        "attack_trials": cfg.privacy.attack_trials,
+        "inference_tolerance": cfg.privacy.inference_tolerance,
         "distance_scale": (
             f"Distances are Euclidean between {cfg.projection.method.upper()} score vectors; a score is an L2 inner product "
             f"over normalized time [0, 1], so distances are in the unit of '{cfg.data.value_column}' "
@@ -222,6 +244,7 @@ def _run_facts(cfg: AnonymizeConfig, series: SensorSeries, segments: Segments, f
 
 def anonymize(cfg: AnonymizeConfig, progress: bool | None = None) -> AnonymizationResult:
     """Load the configured series and anonymize it."""
+    device_mesh(parse_devices(cfg.devices))  # fails on too many devices before any data is read
     start = time.perf_counter()
     series = load_configured_series(cfg.data)
     load_s = round(time.perf_counter() - start, 3)

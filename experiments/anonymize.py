@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from avatarjax.config import register_configs, validate
 from avatarjax.errors import ConfigError, InputDataError
-from avatarjax.metrics.targets import privacy_summary
+from avatarjax.report.privacy_levels import console_summary
 
 logger = logging.getLogger("avatarjax.anonymize")
 # JAX logs at INFO that it found no TPU on every CPU-only start; that line is noise here.
@@ -55,7 +55,8 @@ def main(cfg: DictConfig) -> None:
     width = max(len(name) for name in paths)
     for name, path in paths.items():
         print(f"  {name:{width}s} {path}")
-    print(privacy_summary(result.metrics["privacy"]))
+    for line in console_summary(result.metrics):
+        print(line)
 
 
 if __name__ == "__main__":

@@ -14,16 +14,17 @@ Usage: `.venv/bin/python scripts/anonymeter_crosscheck.py [--n-attacks 500] [--v
 4. avatarjax runs its own attacks on the same tables, with anonymeter's choices where its
    attacks allow them: columns scaled by their range over the three tables, one neighbour for
    linkability, and the relative 5 % tolerance of anonymeter's numeric inference. Both tools
-   draw their own attack samples.
+   draw their own attack samples, once per seed (`--seeds`, five by default), because one
+   evaluation of 500 attacks varies from seed to seed by about as much as its interval is wide.
 
 The figures need not agree exactly, for two known reasons. anonymeter measures L1 (Gower)
 distances, avatarjax Euclidean ones. And anonymeter reports the Wilson centre as the rate and
 propagates a symmetric error to the risk, clipped to [0, 1]; avatarjax reports the plain rate
 and combines the two Wilson intervals at their extremes (avatarjax.metrics.attacks).
 
-The random-guess column differs for inference for a third reason: anonymeter 1.1.0 aligns its
-random guesses with the attacked rows by row label (`reindex_like`), so a guess whose avatar
-row label is not among the attacked rows' labels becomes NaN and fails. Its random-guess rate is
+The random-guess column differs for inference for a third reason. anonymeter 1.1.0 aligns its
+random guesses with the attacked rows by row label (`reindex_like`). A guess whose avatar row
+label is not among the attacked rows' labels becomes NaN and fails. Its random-guess rate is
 therefore lower than the rate of guessing a random avatar's secret, which avatarjax reports.
 """
 
@@ -94,7 +95,7 @@ def ensure_anonymeter(venv: Path) -> Path:
     return python
 
 
-def avatarjax_risks(folder: Path, n_attacks: int) -> dict:
+def avatarjax_risks(folder: Path, n_attacks: int, seed: int) -> dict:
     """avatarjax's linkability and inference risks on the exported tables, anonymeter's settings where possible."""
     from avatarjax.metrics.attacks import SuccessRate, attack_risk, inference, linkability, random_baseline
 
@@ -104,7 +105,7 @@ def avatarjax_risks(folder: Path, n_attacks: int) -> dict:
     together = pd.concat([table[features] for table in tables.values()])
     span = (together.max() - together.min()).replace(0.0, 1.0)
     scaled = {name: (table[features] - together.min()) / span for name, table in tables.items()}
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(seed)
     picks = {name: rng.choice(len(tables[name]), min(n_attacks, len(tables[name])), replace=False)
              for name in ("originals", "control")}
     avatars = scaled["avatars"]
@@ -127,27 +128,45 @@ def avatarjax_risks(folder: Path, n_attacks: int) -> dict:
     }
 
 
+def _inside(value: float, low: float, high: float) -> bool:
+    return low <= value <= high
+
+
 def comparison_lines(sizes: dict, ours: dict, theirs: dict, n_attacks: int) -> list[str]:
+    """Format one row per seed and attack, then how often each tool's risk lies in the other's interval."""
+    seeds = list(ours)
     lines = [
         f"Split: {sizes['targets']} target windows anonymized into {sizes['avatars']} avatars, {sizes['controls']} "
         f"control windows ({sizes['control_days']} of {sizes['days']} days), {sizes['buffer']} overlapping windows "
-        f"left out; {n_attacks} attacks per set at most.",
+        f"left out; {n_attacks} attacks per set at most; seeds {', '.join(map(str, seeds))} (each tool draws its "
+        "own samples with the seed).",
         "",
-        "| attack | tool | risk [95 % interval] | success on targets | success on controls | random guess |",
-        "| --- | --- | --- | ---: | ---: | ---: |",
+        "| attack | seed | anonymeter risk [95 % interval] | avatarjax risk [95 % interval] | anonymeter success "
+        "targets / controls / random | avatarjax success targets / controls / random |",
+        "| --- | ---: | --- | --- | --- | --- |",
     ]
+    summary = []
     for attack in ("linkability", "inference"):
-        a, b = theirs[attack], ours[attack]
-        lines.append(f"| {attack} | anonymeter | {a['risk']:.3f} [{a['risk_low']:.3f}, {a['risk_high']:.3f}] | "
-                     f"{a['attack_rate']:.3f} | {a['control_rate']:.3f} | {a['baseline_rate']:.3f} |")
-        lines.append(f"| {attack} | avatarjax | {b['value']:.3f} [{b['low']:.3f}, {b['high']:.3f}] | "
-                     f"{b['attack_rate']:.3f} | {b['control_rate']:.3f} | {b['baseline_rate']:.3f} |")
-    return lines
+        inside = 0
+        for seed in seeds:
+            a, b = theirs[str(seed)][attack], ours[seed][attack]
+            inside += _inside(a["risk"], b["low"], b["high"]) and _inside(b["value"], a["risk_low"], a["risk_high"])
+            lines.append(f"| {attack} | {seed} | {a['risk']:.3f} [{a['risk_low']:.3f}, {a['risk_high']:.3f}] | "
+                         f"{b['value']:.3f} [{b['low']:.3f}, {b['high']:.3f}] | {a['attack_rate']:.3f} / "
+                         f"{a['control_rate']:.3f} / {a['baseline_rate']:.3f} | {b['attack_rate']:.3f} / "
+                         f"{b['control_rate']:.3f} / {b['baseline_rate']:.3f} |")
+        mean_theirs = np.mean([theirs[str(seed)][attack]["risk"] for seed in seeds])
+        mean_ours = np.mean([ours[seed][attack]["value"] for seed in seeds])
+        summary.append(f"{attack}: mean risk anonymeter {mean_theirs:.3f}, avatarjax {mean_ours:.3f}; each risk "
+                       f"inside the other tool's interval for {inside} of {len(seeds)} seeds.")
+    return lines + [""] + summary
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-attacks", type=int, default=500, help="attacks per set (default: 500)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
+                        help="one evaluation per seed with each tool (default: 0 1 2 3 4)")
     parser.add_argument("--venv", type=Path, default=REPOSITORY_ROOT / ".venv-anonymeter",
                         help="virtual environment for anonymeter (default: .venv-anonymeter, created when missing)")
     args = parser.parse_args(argv)
@@ -160,12 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         sizes = export_split(folder)
         logger.info("exported the split to %s; running anonymeter", folder)
         completed = subprocess.run([str(python), str(Path(__file__).with_name("anonymeter_side.py")), str(folder),
-                                    str(args.n_attacks)], capture_output=True, text=True)
+                                    str(args.n_attacks), *map(str, args.seeds)], capture_output=True, text=True)
         if completed.returncode != 0:
             logger.error("anonymeter failed with exit status %d:\n%s", completed.returncode, completed.stderr[-3000:])
             return 1
         theirs = json.loads(completed.stdout.strip().splitlines()[-1])
-        ours = avatarjax_risks(folder, args.n_attacks)
+        ours = {seed: avatarjax_risks(folder, args.n_attacks, seed) for seed in args.seeds}
     print("\n".join(comparison_lines(sizes, ours, theirs, args.n_attacks)))
     return 0
 

@@ -2,14 +2,16 @@
 
 Runs inside the separate virtual environment that scripts/anonymeter_crosscheck.py creates
 (anonymeter 1.1.0 needs numpy < 1.27, while avatarjax needs numpy >= 2). Usage:
-`.venv-anonymeter/bin/python scripts/anonymeter_side.py FOLDER N_ATTACKS`, where FOLDER holds
-originals.csv, avatars.csv, control.csv and columns.json from the export.
+`.venv-anonymeter/bin/python scripts/anonymeter_side.py FOLDER N_ATTACKS SEED ...`, where FOLDER
+has originals.csv, avatars.csv, control.csv and columns.json from the export. anonymeter draws its
+attack samples from numpy's global generator, so each SEED seeds it and gives one evaluation.
 """
 
 import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from anonymeter.evaluators import InferenceEvaluator, LinkabilityEvaluator
 
@@ -26,21 +28,24 @@ def risk_entry(evaluator) -> dict:
     }
 
 
+def evaluate(originals, avatars, control, columns: dict, n_attacks: int, seed: int) -> dict:
+    """Both evaluators with numpy's global generator seeded by `seed`."""
+    np.random.seed(seed)
+    linkability = LinkabilityEvaluator(ori=originals, syn=avatars, control=control, n_attacks=n_attacks,
+                                       aux_cols=(columns["first"], columns["second"]), n_neighbors=1)
+    linkability_entry = risk_entry(linkability.evaluate(n_jobs=1))
+    inference = InferenceEvaluator(ori=originals, syn=avatars, control=control, n_attacks=n_attacks,
+                                   aux_cols=columns["first"], secret=columns["secret"], regression=True)
+    return {"linkability": linkability_entry, "inference": risk_entry(inference.evaluate(n_jobs=1))}
+
+
 def main() -> None:
-    folder, n_attacks = Path(sys.argv[1]), int(sys.argv[2])
+    folder, n_attacks, seeds = Path(sys.argv[1]), int(sys.argv[2]), [int(seed) for seed in sys.argv[3:]]
     columns = json.loads((folder / "columns.json").read_text())
     originals = pd.read_csv(folder / "originals.csv")
     avatars = pd.read_csv(folder / "avatars.csv")
     control = pd.read_csv(folder / "control.csv")
-
-    linkability = LinkabilityEvaluator(ori=originals, syn=avatars, control=control, n_attacks=n_attacks,
-                                       aux_cols=(columns["first"], columns["second"]), n_neighbors=1)
-    inference = InferenceEvaluator(ori=originals, syn=avatars, control=control, n_attacks=n_attacks,
-                                   aux_cols=columns["first"], secret=columns["secret"], regression=True)
-    print(json.dumps({
-        "linkability": risk_entry(linkability.evaluate(n_jobs=1)),
-        "inference": risk_entry(inference.evaluate(n_jobs=1)),
-    }))
+    print(json.dumps({seed: evaluate(originals, avatars, control, columns, n_attacks, seed) for seed in seeds}))
 
 
 if __name__ == "__main__":

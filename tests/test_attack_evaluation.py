@@ -67,8 +67,6 @@ def test_split_share_leaving_no_targets_rejected(day_segments):
 
 
 def test_privacy_config_checks():
-    with pytest.raises(ConfigError, match="privacy.attacks=true needs"):
-        PrivacyConfig(attacks=True)
     with pytest.raises(ConfigError, match="privacy.entity="):
         PrivacyConfig(entity="fortnight-ish")
     with pytest.raises(ConfigError, match="privacy.control_share"):
@@ -140,3 +138,33 @@ def test_frontier_shows_entity_and_attack_columns(attacked, tmp_path):
     page = render_markdown(summarize_settings(runs), runs, tmp_path)
     assert "entity_hidden_rate" in page
     assert "singling_out_risk" in page
+
+
+def test_attacks_without_entity_skipped_with_warning(month, caplog):
+    cfg = AnonymizeConfig(segmentation=SegmentationConfig(window="6h", stride=6), avatar=AvatarConfig(k=10),
+                          privacy=PrivacyConfig(entity=None, attacks=True))
+    with caplog.at_level("WARNING", logger="avatarjax.pipeline"):
+        result = anonymize_series(month, cfg, progress=False)
+    assert "attacks" not in result.metrics
+    assert "entity_privacy" not in result.metrics
+    assert "privacy.attacks=true is ignored" in caplog.text
+
+
+def test_short_series_attack_error_names_the_way_out(machine_temperature):
+    head = dataclasses.replace(machine_temperature, timestamps=machine_temperature.timestamps[:500],
+                               values=machine_temperature.values[:500], pieces=((0, 500),))
+    cfg = AnonymizeConfig(segmentation=SegmentationConfig(window="6h", stride=1), avatar=AvatarConfig(k=5),
+                          privacy=PrivacyConfig(entity="1D", attacks=True))
+    with pytest.raises(InputDataError, match="privacy.attacks=false"):
+        anonymize_series(head, cfg, progress=False)
+
+
+def test_console_summary_counts_entity_targets_and_lists_risks(attacked):
+    from avatarjax.report.privacy_levels import console_summary
+
+    lines = console_summary(attacked.metrics)
+    assert lines[0].startswith("WARNING:")
+    assert "Entity hidden rate" in lines[0]
+    assert "avatar.exclude_radius=window" in lines[0]
+    assert lines[1].startswith("Attack risks")
+    assert "singling out" in lines[1]

@@ -123,11 +123,11 @@ def metric_entry(target: Target, value: float) -> dict:
     }
 
 
-def privacy_summary(privacy: dict) -> str:
+def privacy_summary(privacy: dict, advice: str = "for example with a larger avatar.k") -> str:
     """Return one line on the privacy targets, with a warning against release when any is missed.
 
     privacy maps metric keys to entries built by metric_entry. An undefined value (meets None)
-    counts neither as met nor as missed.
+    counts neither as met nor as missed. `advice` ends the warning.
     """
     missed = [f"{entry['label']} {entry['value']:.3g}{' %' if entry['unit'] == '%' else ''} (target {entry['target']})"
               for entry in privacy.values() if entry["meets"] is False]
@@ -138,4 +138,4 @@ def privacy_summary(privacy: dict) -> str:
         return (f"{len(privacy) - len(undefined)} of {len(privacy)} privacy targets are met; "
                 f"undefined: {', '.join(undefined)}.")
     return (f"WARNING: {len(missed)} of {len(privacy)} privacy targets are not met: {'; '.join(missed)}. "
-            "Review the report before releasing the avatars, for example with a larger avatar.k.")
+            f"Review the report before releasing the avatars, {advice}.")

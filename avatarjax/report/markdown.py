@@ -59,9 +59,16 @@ RUN_LABELS = {
     "k": "Neighbours (k)",
     "weights": "Weights",
     "seed": "Seed",
+    "exclude_radius_steps": "Exclusion radius (steps)",
+    "privacy_entity": "Protected entity",
+    "privacy_attacks": "Attack evaluation",
+    "control_share": "Control share of entities",
+    "control_run": "Control run (entities)",
+    "attack_trials": "Attack trials per set",
+    "inference_tolerance": "Inference tolerance (standard deviations)",
 }
 # Run keys holding a fraction in [0, 1] that the report shows in percent.
-RUN_SHARE_KEYS = {"explained_variance_share"}
+RUN_SHARE_KEYS = {"explained_variance_share", "control_share"}
 
 
 # Formatting of single values.
@@ -174,10 +181,10 @@ def _summary(metrics: Mapping[str, Any]) -> list[str]:
         sentence += f" in a {run['ncp']}-component {projection} space"
     parts = [sentence + "."]
 
-    for kind in ("privacy", "utility"):
+    for kind, label in (("privacy", "privacy"), ("entity_privacy", "per-entity privacy"), ("utility", "utility")):
         entries = _entries(metrics, kind)
         if entries:
-            parts.append(_count_targets(entries, kind))
+            parts.append(_count_targets(entries, label))
     return [" ".join(parts), ""]
 
 
@@ -212,7 +219,8 @@ def _metric_table(metrics: Mapping[str, Any], kind: str, number: int) -> list[st
         ]
         for key, entry in entries.items()
     ]
-    lines = [f"## {kind.capitalize()}", "", f"**Table {number}. {kind.capitalize()} metrics**", ""]
+    title = "Privacy metrics per segment" if kind == "privacy" else f"{kind.capitalize()} metrics"
+    lines = [f"## {kind.capitalize()}", "", f"**Table {number}. {title}**", ""]
     lines += _table(["Metric", "Value", "Target", "Met"], rows, align=["l", "r", "l", "c"])
     lines.append("")
 
