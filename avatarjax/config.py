@@ -163,8 +163,8 @@ class AvatarConfig:
     weights: str = "avatar"
     seed: int = 0
     # Privacy: segments whose start lies less than this from a segment's own start are not its
-    # neighbours. "0" turns it off; "window" is one window length, so no overlapping window of a
-    # sliding segmentation enters the avatar; also a number of steps or a duration such as "12h".
+    # neighbours. "0" turns it off. "window" is one window length, so no overlapping window of a
+    # sliding segmentation enters the avatar. A number of steps or a duration such as "12h" also works.
     exclude_radius: str = "0"
 
     def __post_init__(self) -> None:
@@ -203,16 +203,16 @@ class PrivacyConfig:
 
     # Protected entity: a pandas frequency such as "1D" (a step belongs to the calendar span its
     # timestamp floors to), or null to skip the entity metrics and the attacks. A segment
-    # belongs to the entity that holds more than half of its steps (rule "majority"), or to
+    # belongs to the entity that contains more than half of its steps (rule "majority"), or to
     # the entity of its first step (rule "start").
     entity: Optional[str] = None
     entity_rule: str = "majority"
     # Attacks need held-out control segments, so they anonymize the target segments a second
-    # time with the same settings; the released avatars still come from every segment. They
-    # hold out whole entities, so they run only when `entity` is set.
+    # time with the same settings. The released avatars still come from every segment. The
+    # controls are whole entities, so the attacks run only when `entity` is set.
     attacks: bool = False
     # Share of the entities held out as controls, drawn in runs of control_run consecutive
-    # entities; target segments that share a step with a control segment are left out of both.
+    # entities. Target segments that share a step with a control segment are left out of both.
     control_share: float = 0.1
     control_run: int = 3
     # Attack trials per set (targets and controls), at most the number of controls.
@@ -309,7 +309,7 @@ class AnonymizeConfig:
     # is true. The original-to-avatar link never does.
     log_originals: bool = False
     # Devices the neighbour search and privacy metrics split their rows across: "1" (no mesh),
-    # a count such as "4", or "all" (every device JAX sees). Results do not depend on it.
+    # a count such as "4", or "all" (every device in jax.devices()). Results do not depend on it.
     devices: str = "1"
 
     def __post_init__(self):

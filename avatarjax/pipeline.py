@@ -175,7 +175,7 @@ def _entities_and_split(cfg: AnonymizeConfig, series: SensorSeries, segments: Se
 def _entity_and_attack_metrics(cfg: AnonymizeConfig, segments: Segments, entities, split, curves,
                                coordinates, avatar_coordinates, radius: int, timings: dict, mesh,
                                progress: bool | None) -> dict:
-    """Return the entity_privacy and attacks sections that cfg.privacy asks for (possibly none)."""
+    """Return the entity_privacy and attacks sections that cfg.privacy requests (possibly none)."""
     if entities is None:
         return {}
     sections = {}

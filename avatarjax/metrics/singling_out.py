@@ -67,9 +67,9 @@ def singling_out(target_features, control_features, avatar_features, n_queries: 
                  confidence: float = 0.95) -> tuple[SuccessRate, SuccessRate, SuccessRate]:
     """Return the success rates on targets, on controls and of random predicates.
 
-    Feature arrays are (rows, features) as built by `curve_features`; targets and controls must
-    have the same number of rows, so both rates answer the same question. Raises
-    InputDataError when they do not, or when fewer than 30 predicates single out one avatar.
+    Feature arrays are (rows, features) as built by `curve_features`. Targets and controls must
+    have the same number of rows, because both rates must refer to sets of one size. Raises
+    InputDataError when they differ, or when fewer than 30 predicates single out one avatar.
     """
     target_features = np.asarray(target_features, dtype=np.float64)
     control_features = np.asarray(control_features, dtype=np.float64)
