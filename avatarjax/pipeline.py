@@ -180,7 +180,8 @@ def _entity_and_attack_metrics(cfg: AnonymizeConfig, segments: Segments, entitie
         return {}
     sections = {}
     with timed_stage(timings, "entity_privacy"):
-        sections["entity_privacy"] = entity_privacy_metrics(coordinates, avatar_coordinates, entities)
+        sections["entity_privacy"] = entity_privacy_metrics(coordinates, avatar_coordinates, entities, mesh=mesh,
+                                                            progress=progress)
     if split is not None:
         def anonymize_targets(target_curves, positions):
             # The run's own settings on the targets only; see avatarjax.attack_evaluation.

@@ -25,6 +25,7 @@ FOUR_DEVICES = textwrap.dedent(
     import jax, numpy as np
     from avatarjax.avatar import generate_avatars
     from avatarjax.data.loading import bundled_dataset_path, load_series
+    from avatarjax.metrics.entity_privacy import entity_closer_avatar_counts
     from avatarjax.metrics.privacy import closer_avatar_counts, closest_original_distances
     from avatarjax.neighbors import knn
     from avatarjax.projection.fpca import fit_fpca, transform
@@ -46,6 +47,9 @@ FOUR_DEVICES = textwrap.dedent(
         avatar_coordinates = np.asarray(avatars.coordinates)
         counts = closer_avatar_counts(coordinates, avatar_coordinates, block_size=256, mesh=mesh, progress=False)
         closest, second = closest_original_distances(coordinates, avatar_coordinates, mesh=mesh, progress=False)
+        days = starts // 288  # one entity per day of 288 five-minute steps
+        entity_counts = entity_closer_avatar_counts(coordinates, avatar_coordinates, days, block_size=256,
+                                                    mesh=mesh)
         results[devices] = {
             "neighbour_index": np.asarray(avatars.neighbour_index).tolist(),
             "neighbour_distance": np.asarray(avatars.neighbour_distance).tobytes().hex(),
@@ -54,6 +58,7 @@ FOUR_DEVICES = textwrap.dedent(
             "external_distance": np.asarray(external[0]).tobytes().hex(),
             "counts": np.asarray(counts).tolist(),
             "closest": np.concatenate([closest, second]).tobytes().hex(),
+            "entity_counts": np.asarray(entity_counts).tolist(),
         }
     json.dump(results, sys.stdout)
     """
@@ -71,7 +76,7 @@ def four_device_results():
 
 @pytest.mark.parametrize("devices", ["2", "4"])
 @pytest.mark.parametrize("output", ["neighbour_index", "neighbour_distance", "avatars", "banded_index",
-                                    "external_distance", "counts", "closest"])
+                                    "external_distance", "counts", "closest", "entity_counts"])
 def test_sharded_equals_single_device(four_device_results, devices, output):
     assert four_device_results[devices][output] == four_device_results["1"][output]
 
@@ -80,6 +85,8 @@ def test_sharded_results_are_not_trivial(four_device_results):
     # Guard against equal-but-empty outputs: real neighbours and some hidden originals.
     counts = np.asarray(four_device_results["4"]["counts"])
     assert 0 < np.mean(counts > 0) < 1
+    entity_counts = np.asarray(four_device_results["4"]["entity_counts"])
+    assert entity_counts.max() > 0
     index = np.asarray(four_device_results["4"]["neighbour_index"])
     assert index.shape == (3001, 10)
     assert (index != np.arange(3001)[:, None]).all()

@@ -36,17 +36,19 @@ reason given in avatarjax.metrics.privacy.
 
 from __future__ import annotations
 
-from functools import partial
+from functools import lru_cache, partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from jax.sharding import Mesh
 from pandas.tseries.frequencies import to_offset
 
 from avatarjax.errors import InputDataError
 from avatarjax.metrics.privacy import BLOCK_SIZE, TIE_MARGIN, TILE_SIZE
 from avatarjax.metrics.targets import ENTITY_PRIVACY_TARGETS, metric_entry
+from avatarjax.sharding import map_row_blocks
 
 ENTITY_RULES = ("majority", "start")
 
@@ -184,15 +186,23 @@ def _entity_count_block(originals, original_entity, avatars, avatars_sq, avatar_
         return count + jnp.sum(closer, axis=1, dtype=jnp.int32), None
 
     count, _ = jax.lax.scan(count_tile, jnp.zeros(originals.shape[0], jnp.int32), jnp.arange(n_tiles))
-    return count
+    return (count,)
+
+
+@lru_cache(maxsize=16)
+def _count_function(tile_size: int):
+    # One stable function object per tile size, so a sharded wrapper is built once.
+    return partial(_entity_count_block, tile_size=tile_size)
 
 
 def entity_closer_avatar_counts(original_coords, avatar_coords, entities, *, block_size: int = BLOCK_SIZE,
-                                tile_size: int = TILE_SIZE) -> np.ndarray:
+                                tile_size: int = TILE_SIZE, mesh: Mesh | None = None,
+                                progress: bool | None = None) -> np.ndarray:
     """Count, per original i, the other-entity avatars strictly closer than its own entity's closest.
 
     Row j of `avatar_coords` is the avatar of original j and belongs to entity entities[j].
-    Returns int32 counts c_i of shape (n,), defined in the module docstring.
+    Returns int32 counts c_i of shape (n,), defined in the module docstring. With a `mesh`
+    the originals are split across its devices, with the same counts as on one device.
     """
     original_coords = np.asarray(original_coords, np.float64)
     avatar_coords = np.asarray(avatar_coords, np.float64)
@@ -208,10 +218,10 @@ def entity_closer_avatar_counts(original_coords, avatar_coords, entities, *, blo
     codes = codes.reshape(-1).astype(np.int32)
 
     with jax.enable_x64(True):
-        return _entity_counts_float64(original_coords, avatar_coords, codes, block_size, tile_size)
+        return _entity_counts_float64(original_coords, avatar_coords, codes, block_size, tile_size, mesh, progress)
 
 
-def _entity_counts_float64(originals, avatars, codes, block_size, tile_size) -> np.ndarray:
+def _entity_counts_float64(originals, avatars, codes, block_size, tile_size, mesh, progress) -> np.ndarray:
     """Run the blocked two-pass count on float64 copies; the caller enables x64."""
     n, d = originals.shape
     tile_size = min(tile_size, n)
@@ -219,26 +229,18 @@ def _entity_counts_float64(originals, avatars, codes, block_size, tile_size) -> 
     avatars_padded = jnp.zeros((padded, d), jnp.float64).at[:n].set(avatars)
     avatars_sq = jnp.sum(avatars_padded ** 2, axis=1)
     avatar_entity = jnp.full(padded, -1, jnp.int32).at[:n].set(codes)
-
-    block_size = min(block_size, n)
-    n_blocks = -(-n // block_size)
-    rows = n_blocks * block_size
-    originals_padded = jnp.zeros((rows, d), jnp.float64).at[:n].set(originals)
-    original_entity = jnp.full(rows, -1, jnp.int32).at[:n].set(codes)
-
-    counts = []
-    for b in range(n_blocks):
-        part = slice(b * block_size, (b + 1) * block_size)
-        counts.append(_entity_count_block(originals_padded[part], original_entity[part], avatars_padded,
-                                          avatars_sq, avatar_entity, tile_size=tile_size))
-    return np.asarray(jnp.concatenate(counts)[:n])
+    # Padded original rows (zeros, entity 0) get counts too, which map_row_blocks cuts off.
+    (counts,) = map_row_blocks(_count_function(tile_size), (jnp.asarray(originals), jnp.asarray(codes)),
+                               (avatars_padded, avatars_sq, avatar_entity), block_size=min(block_size, n),
+                               mesh=mesh, progress=progress, description="entity privacy")
+    return np.asarray(counts)
 
 
 def entity_hidden_rate(original_coords, avatar_coords, entities, **blocks) -> dict:
     """Measure the percentage of originals whose closest avatar comes from another entity.
 
     Returns the metric entry (avatarjax.metrics.targets.metric_entry); `blocks` passes
-    block_size and tile_size on to entity_closer_avatar_counts.
+    block_size, tile_size, mesh and progress on to entity_closer_avatar_counts.
     """
     counts = entity_closer_avatar_counts(original_coords, avatar_coords, entities, **blocks)
     value = float(np.mean(counts >= 1) * 100.0)
@@ -248,7 +250,7 @@ def entity_hidden_rate(original_coords, avatar_coords, entities, **blocks) -> di
 def entity_local_cloaking(original_coords, avatar_coords, entities, **blocks) -> dict:
     """Measure the median count of other-entity avatars closer than the own entity's closest avatar.
 
-    Returns the metric entry; `blocks` passes block_size and tile_size on.
+    Returns the metric entry; `blocks` passes block_size, tile_size, mesh and progress on.
     """
     counts = entity_closer_avatar_counts(original_coords, avatar_coords, entities, **blocks)
     return metric_entry(ENTITY_PRIVACY_TARGETS["entity_local_cloaking"], float(np.median(counts)))
