@@ -156,7 +156,7 @@ def _fit_projection(curves, proj_cfg) -> FPCA:
 
 
 def _entities_and_split(cfg: AnonymizeConfig, series: SensorSeries, segments: Segments):
-    """Return the segments' entity codes and the attack hold-out split, each None when not asked for."""
+    """Return the segments' entity codes and the attack hold-out split, each None when not requested."""
     privacy_cfg = cfg.privacy
     if privacy_cfg.entity is None:
         if privacy_cfg.attacks:

@@ -7,7 +7,7 @@ With a mesh of D devices it hands D blocks at a time to `jax.shard_map`: the que
 split along the mesh axis, the reference set is replicated on every device. Each device runs
 the same program on a block of the same shape as the single-device run. So every result row
 comes from the same operations in the same order, and sharded results equal single-device
-results exactly; tests/test_sharding.py checks this on 4 CPU devices.
+results exactly. tests/test_sharding.py checks this on 4 CPU devices.
 
 Multi-host clusters: call `jax.distributed.initialize()` on every process before building the
 mesh, then pass `device_mesh()`, which spans `jax.devices()` of all hosts (docs/scaling.md).
@@ -50,7 +50,7 @@ def device_mesh(devices: int | str | None = None) -> Mesh | None:
         raise InputDataError(f"invalid devices {devices!r}: expected a positive integer or \"all\".")
     if count > len(available):
         raise InputDataError(
-            f"devices = {count} requested but JAX sees {len(available)} ({available[0].platform}); "
+            f"devices = {count} requested but jax.devices() lists {len(available)} ({available[0].platform}); "
             f"lower devices or use \"all\". On CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N "
             f"splits the host into N devices."
         )
@@ -104,6 +104,8 @@ def map_row_blocks(block_function: Callable, row_inputs: Sequence, shared_inputs
         replicated = NamedSharding(mesh, PartitionSpec())
         shared_inputs = [_place(values, replicated) for values in shared_inputs]
         split = NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
+        # One host copy of the query rows, so each block is sliced on the host, not copied back.
+        padded = [np.asarray(values) for values in padded]
     steps = range(n_steps)
     if progress is not False and n_steps >= 8:
         steps = tqdm(steps, desc=description, unit="block", disable=None if progress is None else False)
@@ -120,10 +122,10 @@ def map_row_blocks(block_function: Callable, row_inputs: Sequence, shared_inputs
 
 
 def _place(values, sharding: NamedSharding) -> jax.Array:
-    """Put a whole array, which every process holds, onto `sharding`: each device takes its slice.
+    """Put a whole array, which every process has, onto `sharding`: each device takes its slice.
 
     With several processes (after `jax.distributed.initialize()`), every process must pass the
-    same values; each one then fills only the devices it owns.
+    same values. Each one then fills only the devices it owns.
     """
     host = np.asarray(values)
     return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
@@ -133,6 +135,6 @@ def _gather_from_all_hosts(outputs):
     """Collect row-sharded outputs that span several processes into whole arrays on every process."""
     from jax.experimental import multihost_utils
 
-    # NOTE: this path runs only on a multi-process mesh, which the test suite cannot start; the
+    # NOTE: this path runs only on a multi-process mesh, which the test suite cannot start. The
     # single-process mesh path is tested on 4 CPU devices.
     return tuple(jnp.asarray(multihost_utils.process_allgather(values, tiled=True)) for values in outputs)

@@ -169,7 +169,7 @@ def inference(known_originals, secret_originals, known_avatars, secret_avatars, 
               confidence: float = 0.95, progress: bool | None = None, relative: bool = False) -> SuccessRate:
     """Run the inference attack: guess each original's secret from the avatar closest on the known part.
 
-    Threat model: the attacker knows part of a segment (`known_originals`, (m, T1), for example
+    Threat model: the attacker has part of a segment (`known_originals`, (m, T1), for example
     its first half) and wants a secret value about the rest (`secret_originals`, (m,), for
     example the mean of the second half). The attacker takes the avatar closest on the known
     part (Euclidean) and guesses its secret. A guess succeeds when |guess - secret| <= tolerance,
@@ -219,7 +219,7 @@ def closest_avatar_distances(segments, avatars, progress: bool | None = None) ->
 def membership(target_distances, control_distances, confidence: float = 0.95) -> tuple[SuccessRate, SuccessRate, float]:
     """Run the membership attack on distances to the closest avatar; return (targets, controls, threshold).
 
-    Threat model: the attacker holds candidate segments, some anonymized (targets) and some not
+    Threat model: the attacker has candidate segments, some anonymized (targets) and some not
     (controls), and calls a candidate a member when its closest avatar lies within a threshold.
     The threshold is the median distance over all candidates, which the attacker can compute
     without knowing who is a member. Success on targets is the share called members (true

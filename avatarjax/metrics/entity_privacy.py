@@ -14,8 +14,8 @@ start_index + window_steps // 2. For an even window this is the later of the two
 steps.
 
 Rule "start": the entity of the segment's first step. It suits segments that an entity starts,
-such as peak-centred windows assigned to the day of their start; for windows that straddle two
-entities it attributes the larger part to the wrong one more often than "majority".
+such as peak-centred windows assigned to the day of their start. For windows that straddle two
+entities, it assigns the segment to the entity of its smaller part more often than "majority".
 
 Definitions, with x_i original i, a_j the avatar generated for original j, e(j) the entity of
 segment j, and d(i, j) = |x_i - a_j|^2 in the projected space:

@@ -35,7 +35,7 @@ TILE_SIZE = 2048
 def _closer_count_block(originals, own_avatars, avatars_augmented, *, tile_size):
     """Count closer avatars for one block of originals (float64).
 
-    `avatars_augmented` (padded, d + 1) holds a_j and (1 + TIE_MARGIN) |a_j|^2 per row, and
+    `avatars_augmented` (padded, d + 1) contains a_j and (1 + TIE_MARGIN) |a_j|^2 per row, and
     [0, inf] on padded rows. The tie rule |x - a_j|^2 < |x - a_i|^2 - m (|x|^2 + |a_j|^2)
     rearranges to -2 x.a_j + (1 + m) |a_j|^2 < |x - a_i|^2 - (1 + m) |x|^2, whose left side is
     one matrix product with [-2 x, 1] and whose right side is one threshold per original. So

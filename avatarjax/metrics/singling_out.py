@@ -25,7 +25,8 @@ from avatarjax.metrics.attacks import SuccessRate
 
 FEATURES = ("mean", "std", "min", "max", "first_half_mean", "second_half_mean")
 CONDITIONS_PER_PREDICATE = 3
-# Candidate predicates drawn per kept one at most: most candidates match more than one avatar.
+# Candidate predicates drawn per requested predicate, because most candidates match more than
+# one avatar and are dropped.
 CANDIDATES_PER_QUERY = 20
 # Compared values per block of predicates (rows x predicates x conditions), about 130 MB of
 # float64, so memory stays bounded for any number of rows.
@@ -41,7 +42,7 @@ def curve_features(curves) -> np.ndarray:
 
 
 def _matches(rows: np.ndarray, columns: np.ndarray, values: np.ndarray, at_least: np.ndarray) -> np.ndarray:
-    """Count, per predicate, the rows that satisfy all its conditions; inputs are (q, c) per predicate."""
+    """Count, per predicate, the rows that satisfy all its conditions. Predicate inputs are (q, c) arrays."""
     counts = np.empty(columns.shape[0], np.int64)
     block = max(1, BLOCK_VALUES // (rows.shape[0] * CONDITIONS_PER_PREDICATE))
     for start in range(0, columns.shape[0], block):
